@@ -1,0 +1,951 @@
+//! Files to model: reads every file of a dialogue folder into the types of `dialogue`
+//! and `directory`, reporting every problem it meets and keeping all it understood.
+//! Cross-references (does this step exist?) are the checker's job.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::read::{self, Fields, fields};
+use super::{Action, Bot, Bundle, Choice, Condition, DialogueTest, Flow, Intent, Step, Target, TestItem};
+use crate::diagnostics::{Diagnostic, Sink};
+use crate::directory::hours::{self, Schedule};
+use crate::directory::{Contacts, Directory, Gazetteer, Location, Need, Organisation, Place, PlaceKind, Point};
+use crate::matching::{self, Phrase};
+use crate::yaml::{self, Node, Span};
+
+/// Reads every file the bundle is made of: (path relative to `dir`, contents or error).
+pub fn load_sources(dir: &Path) -> Vec<(String, Result<String, String>)> {
+    let mut files = Vec::new();
+    for name in ["bot.yaml", "places.yaml", "directory.yaml"] {
+        let path = dir.join(name);
+        if path.exists() {
+            files.push((name.to_string(), read_file(&path)));
+        }
+    }
+    for folder in ["flows", "tests"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(folder)) else {
+            continue;
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".yaml") || name.ends_with(".yml"))
+            .collect();
+        names.sort();
+        for name in names {
+            let relative = format!("{folder}/{name}");
+            files.push((relative.clone(), read_file(&dir.join(&relative))));
+        }
+    }
+    files
+}
+
+fn read_file(path: &Path) -> Result<String, String> {
+    let metadata = std::fs::metadata(path).map_err(|error| format!("cannot read the file: {error}"))?;
+    if metadata.len() > yaml::MAX_BYTES as u64 {
+        return Err(format!("the file is larger than {} MiB", yaml::MAX_BYTES / 1024 / 1024));
+    }
+    let bytes = std::fs::read(path).map_err(|error| format!("cannot read the file: {error}"))?;
+    String::from_utf8(bytes).map_err(|_| "the file is not UTF-8 text: save it as UTF-8".to_string())
+}
+
+pub fn parse_all(
+    dir: &Path,
+    sources: Vec<(String, Result<String, String>)>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Bundle {
+    let mut bundle = Bundle {
+        root: dir.to_path_buf(),
+        ..Bundle::default()
+    };
+    let mut trees: Vec<(String, Node)> = Vec::new();
+    for (file, contents) in sources {
+        let mut sink = Sink {
+            file: &file,
+            out: diagnostics,
+        };
+        let start = Span { line: 1, col: 1 };
+        match contents {
+            Err(message) => sink.error(start, message),
+            Ok(text) => {
+                match yaml::parse(&text) {
+                    Ok(tree) => trees.push((file.clone(), tree)),
+                    Err(error) => {
+                        let hint = syntax_hint(&error.message);
+                        sink.error_hint(error.span, format!("this is not valid YAML: {}", error.message), hint)
+                    }
+                }
+                bundle.sources.insert(file.clone(), Arc::from(text));
+            }
+        }
+    }
+    let find = |name: &str| trees.iter().find(|(file, _)| file == name).map(|(_, tree)| tree);
+    match find("bot.yaml") {
+        Some(tree) => bundle.bot = parse_bot(&mut sink_for("bot.yaml", diagnostics), tree),
+        None if !bundle.sources.contains_key("bot.yaml") => diagnostics.push(missing_file(
+            "bot.yaml",
+            "the folder has no bot.yaml",
+            "is this the dialogues folder? bot.yaml holds the languages, the welcome and the privacy notice",
+        )),
+        None => {}
+    }
+    match find("places.yaml") {
+        Some(tree) => bundle.gazetteer = parse_places(&mut sink_for("places.yaml", diagnostics), tree),
+        None => diagnostics.push(warning_file("places.yaml", "there is no places.yaml: the bot cannot understand where citizens live")),
+    }
+    match find("directory.yaml") {
+        Some(tree) => {
+            bundle.directory =
+                parse_directory(&mut sink_for("directory.yaml", diagnostics), tree, &bundle.gazetteer)
+        }
+        None => diagnostics.push(warning_file("directory.yaml", "there is no directory.yaml: the bot cannot suggest any place")),
+    }
+    for (file, tree) in &trees {
+        if file.starts_with("flows/") {
+            if let Some(flow) = parse_flow(&mut sink_for(file, diagnostics), file, tree) {
+                bundle.flows.push(flow);
+            }
+        } else if file.starts_with("tests/")
+            && let Some(test) = parse_test(&mut sink_for(file, diagnostics), file, tree)
+        {
+            bundle.tests.push(test);
+        }
+    }
+    if bundle.flows.is_empty() && bundle.sources.keys().all(|file| !file.starts_with("flows/")) {
+        diagnostics.push(missing_file("flows", "there is no flow", "write flows in flows/NAME.yaml"));
+    }
+    bundle
+}
+
+/// Plain words for the parser's most common complaints.
+fn syntax_hint(message: &str) -> &'static str {
+    if message.contains("mapping values are not allowed") {
+        "a text that contains ': ' must be in quotes: write key: \"text: more text\""
+    } else if message.contains("tab") {
+        "indent with spaces, not tabs"
+    } else if message.contains("did not find expected") || message.contains("unclosed") || message.contains("end of stream") {
+        "a quote or a bracket is not closed"
+    } else {
+        "check the indentation (spaces, not tabs) and that quotes and brackets are closed"
+    }
+}
+
+fn sink_for<'a>(file: &'a str, out: &'a mut Vec<Diagnostic>) -> Sink<'a> {
+    Sink { file, out }
+}
+
+fn missing_file(file: &str, message: &str, hint: &str) -> Diagnostic {
+    Diagnostic {
+        severity: crate::diagnostics::Severity::Error,
+        file: file.into(),
+        span: Span { line: 1, col: 1 },
+        message: message.into(),
+        hint: Some(hint.into()),
+    }
+}
+
+fn warning_file(file: &str, message: &str) -> Diagnostic {
+    Diagnostic {
+        severity: crate::diagnostics::Severity::Warning,
+        file: file.into(),
+        span: Span { line: 1, col: 1 },
+        message: message.into(),
+        hint: None,
+    }
+}
+
+fn target(sink: &mut Sink, node: &Node, what: &str) -> Option<Target> {
+    let raw = read::string(sink, node, what)?;
+    Some(Target {
+        raw: raw.trim().to_string(),
+        span: node.span,
+        ..Target::default()
+    })
+}
+
+/// `{ flow: x, step: y }` as a target "x.y".
+fn flow_target(sink: &mut Sink, node: &Node, what: &str) -> Option<Target> {
+    let fields = fields(sink, node, what, &["flow", "step"])?;
+    let flow_node = fields.require(sink, "flow", what)?;
+    let flow = read::string(sink, flow_node, "the flow")?;
+    let step = fields.get("step").and_then(|step| read::string(sink, step, "the step"));
+    Some(Target {
+        raw: match step {
+            Some(step) => format!("{flow}.{step}"),
+            None => flow,
+        },
+        span: node.span,
+        ..Target::default()
+    })
+}
+
+fn phrases_of(texts: impl IntoIterator<Item = String>) -> Vec<Phrase> {
+    texts
+        .into_iter()
+        .map(|text| Phrase::new(&text))
+        .filter(|phrase| !phrase.is_empty())
+        .collect()
+}
+
+fn parse_bot(sink: &mut Sink, tree: &Node) -> Bot {
+    let mut bot = Bot::default();
+    let Some(top) = fields(
+        sink,
+        tree,
+        "bot.yaml",
+        &["languages", "welcome", "privacy", "intents", "human", "volunteers", "messages"],
+    ) else {
+        return bot;
+    };
+    if let Some(node) = top.require(sink, "languages", "bot.yaml") {
+        let languages = read::strings(sink, node, "languages");
+        if languages.first().map(|(lang, _)| lang.as_str()) != Some("it") {
+            sink.error_hint(node.span, "the first language must be Italian", "write languages: [it, en, ...]");
+        }
+        bot.languages = languages.into_iter().map(|(lang, _)| lang).collect();
+        if !bot.languages.iter().any(|lang| lang == "it") {
+            bot.languages.insert(0, "it".into());
+        }
+    }
+    if let Some(node) = top.require(sink, "welcome", "bot.yaml") {
+        bot.welcome = flow_target(sink, node, "welcome").unwrap_or_default();
+    }
+    if let Some(node) = top.require(sink, "privacy", "bot.yaml") {
+        bot.privacy = read::text(sink, node, "the privacy notice").unwrap_or_default();
+    }
+    bot.human = match top.get("human") {
+        Some(node) => flow_target(sink, node, "human").unwrap_or_default(),
+        None => Target {
+            raw: "volontario".into(),
+            span: top.span,
+            ..Target::default()
+        },
+    };
+    if let Some(node) = top.get("intents") {
+        for item in read::list(sink, node, "intents") {
+            if let Some(intent) = parse_intent(sink, item) {
+                bot.intents.push(intent);
+            }
+        }
+    }
+    if let Some(node) = top.get("volunteers")
+        && let Some(volunteers) = fields(sink, node, "volunteers", &["hours", "wait_before_reminder"])
+    {
+        if let Some(hours) = volunteers.get("hours") {
+            bot.volunteer_hours = schedule(sink, hours).unwrap_or_default();
+        }
+        if let Some(wait) = volunteers.get("wait_before_reminder") {
+            match read::string(sink, wait, "wait_before_reminder").and_then(|text| minutes(&text)) {
+                Some(minutes) => bot.wait_before_reminder_minutes = minutes,
+                None => sink.error_hint(wait.span, "wait_before_reminder is not a duration", "write minutes like 10m or hours like 1h"),
+            }
+        }
+    }
+    if let Some(node) = top.get("messages")
+        && let Some(entries) = node.as_map()
+    {
+        for (key, value) in entries {
+            let Some(name) = key.as_str() else { continue };
+            let Some(text) = read::text(sink, value, &format!("message `{name}`")) else {
+                continue;
+            };
+            if !bot.messages.set(name, text) {
+                let hint = crate::diagnostics::did_you_mean(name, super::messages::Messages::keys())
+                    .unwrap_or_else(|| "see dialogues/README.md for the list of messages".into());
+                sink.error_hint(key.span, format!("unknown message `{name}`"), hint);
+            }
+        }
+    } else if let Some(node) = top.get("messages") {
+        sink.error(node.span, "messages should be a map of `name: text` lines");
+    }
+    bot
+}
+
+fn minutes(text: &str) -> Option<u32> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let number: u32 = number.parse().ok()?;
+    match unit.trim() {
+        "" | "m" | "min" => Some(number),
+        "h" => number.checked_mul(60),
+        _ => None,
+    }
+}
+
+fn parse_intent(sink: &mut Sink, node: &Node) -> Option<Intent> {
+    let fields = fields(sink, node, "an intent", &["id", "match", "goto", "emergency"])?;
+    let id_node = fields.require(sink, "id", "the intent")?;
+    let id = read::identifier(sink, id_node, "the intent id", false)?;
+    let what = format!("intent '{id}'");
+    let matches = fields
+        .require(sink, "match", &what)
+        .map(|node| read::strings(sink, node, "match"))
+        .unwrap_or_default();
+    let goto = fields
+        .require(sink, "goto", &what)
+        .and_then(|node| flow_target(sink, node, "goto"))
+        .unwrap_or_default();
+    let emergency = match fields.get("emergency") {
+        Some(node) => node.as_bool().unwrap_or_else(|| {
+            sink.error(node.span, "emergency should be true or false");
+            false
+        }),
+        None => false,
+    };
+    Some(Intent {
+        id,
+        emergency,
+        phrases: phrases_of(matches.into_iter().map(|(text, _)| text)),
+        goto,
+        span: node.span,
+    })
+}
+
+/// Weekly hours `{ mon-fri: ["09:00-13:00"] }`; null means unknown (None, no error).
+fn schedule(sink: &mut Sink, node: &Node) -> Option<Schedule> {
+    if node.is_null() {
+        return None;
+    }
+    let Some(entries) = node.as_map() else {
+        sink.error_hint(node.span, "hours should be a map of days", "write { mon-fri: [\"09:00-12:00\"], sat: [\"09:00-12:00\"] }");
+        return None;
+    };
+    let mut schedule = Schedule::default();
+    for (key, value) in entries {
+        let Some(days_text) = key.as_str() else { continue };
+        let Some(days) = hours::parse_days(days_text) else {
+            sink.error_hint(
+                key.span,
+                format!("'{days_text}' is not a day"),
+                "use mon, tue, wed, thu, fri, sat, sun or a range like mon-fri",
+            );
+            continue;
+        };
+        for (interval_text, span) in read::strings(sink, value, "the hours") {
+            match hours::parse_interval(&interval_text) {
+                Some(interval) => {
+                    for &day in &days {
+                        schedule.weekly[day].push(interval);
+                    }
+                }
+                None => sink.error_hint(
+                    span,
+                    format!("'{interval_text}' is not an opening time"),
+                    "write it like \"09:00-12:30\", the start before the end",
+                ),
+            }
+        }
+    }
+    for day in &mut schedule.weekly {
+        day.sort_unstable();
+    }
+    Some(schedule)
+}
+
+fn parse_flow(sink: &mut Sink, file: &str, tree: &Node) -> Option<Flow> {
+    let top = fields(sink, tree, "a flow", &["flow", "title", "steps"])?;
+    let id_node = top.require(sink, "flow", "the flow file")?;
+    let id = read::identifier(sink, id_node, "the flow name", false)?;
+    let file_stem = file
+        .trim_start_matches("flows/")
+        .trim_end_matches(".yaml")
+        .trim_end_matches(".yml");
+    if id != file_stem {
+        sink.error_hint(
+            top.get("flow").map_or(top.span, |node| node.span),
+            format!("the flow is called '{id}' but the file is {file}"),
+            format!("rename the file to flows/{id}.yaml or write flow: {file_stem}"),
+        );
+    }
+    let title = top.get("title").and_then(|node| read::text(sink, node, "the title"));
+    let mut steps = Vec::new();
+    if let Some(node) = top.require(sink, "steps", "the flow") {
+        let items = read::list(sink, node, "steps");
+        if items.is_empty() {
+            sink.error(node.span, format!("flow '{id}' has no steps"));
+        }
+        for item in items {
+            if let Some(step) = parse_step(sink, item) {
+                steps.push(step);
+            }
+        }
+    }
+    Some(Flow {
+        id,
+        title,
+        steps,
+        file: file.to_string(),
+        span: tree.span,
+        step_index: Default::default(),
+    })
+}
+
+const ACTIONS: &[&str] = &["choices", "ask", "ask_place", "suggest", "handover", "goto", "branch", "end"];
+
+fn parse_step(sink: &mut Sink, node: &Node) -> Option<Step> {
+    let step_keys = ["id", "say", "next", "otherwise"];
+    let allowed: Vec<&str> = step_keys.iter().chain(ACTIONS).copied().collect();
+    let fields = fields(sink, node, "a step", &allowed)?;
+    let id_node = fields.require(sink, "id", "a step")?;
+    let id = read::identifier(sink, id_node, "the step id", false)?;
+    let what = format!("step '{id}'");
+    let say = fields.get("say").and_then(|node| read::text(sink, node, &format!("the `say` of {what}")));
+    let next = fields.get("next").and_then(|node| target(sink, node, "next"));
+    let present: Vec<&str> = ACTIONS.iter().copied().filter(|key| fields.has(key)).collect();
+    if present.len() > 1 {
+        sink.error_hint(
+            node.span,
+            format!("{what} does more than one thing: {}", present.join(" and ")),
+            "split it into two steps, the first with `next:` to the second",
+        );
+    }
+    let action = match present.first().copied() {
+        None => {
+            if say.is_none() {
+                sink.error_hint(node.span, format!("{what} does nothing"), "add `say:` or one of: choices, ask, ask_place, suggest, handover, goto, branch, end");
+            }
+            Action::Message
+        }
+        Some("choices") => parse_choices(sink, &fields, &what, say.is_none()),
+        Some("ask") => {
+            let ask = fields.get("ask")?;
+            let ask = read::fields(sink, ask, "ask", &["text", "save"])?;
+            let text = ask.require(sink, "text", "ask").and_then(|node| read::text(sink, node, "the question"));
+            let save = ask.require(sink, "save", "ask").and_then(|node| read::identifier(sink, node, "the variable", false));
+            Action::Ask {
+                text: text.unwrap_or_default(),
+                save: save.unwrap_or_default(),
+            }
+        }
+        Some("ask_place") => Action::AskPlace {
+            text: fields
+                .get("ask_place")
+                .and_then(|node| read::text(sink, node, "the place question"))
+                .unwrap_or_default(),
+        },
+        Some("suggest") => {
+            let suggest = read::fields(sink, fields.get("suggest")?, "suggest", &["need", "max"])?;
+            let need = suggest
+                .require(sink, "need", "suggest")
+                .and_then(|node| read::string(sink, node, "the need"))
+                .unwrap_or_default();
+            let max = match suggest.get("max") {
+                None => 3,
+                Some(node) => match node.as_str().and_then(|text| text.parse::<usize>().ok()) {
+                    Some(max) if (1..=10).contains(&max) => max,
+                    _ => {
+                        sink.error_hint(node.span, "max should be a number from 1 to 10", "3 is a good number on a phone");
+                        3
+                    }
+                },
+            };
+            Action::Suggest { need, max }
+        }
+        Some("handover") => {
+            let handover = read::fields(sink, fields.get("handover")?, "handover", &["need", "note"])?;
+            Action::Handover {
+                need: read::optional_string(sink, handover.get("need"), "the need").unwrap_or_default(),
+                note: read::optional_string(sink, handover.get("note"), "the note").unwrap_or_default(),
+            }
+        }
+        Some("goto") => Action::Goto(flow_target(sink, fields.get("goto")?, "goto")?),
+        Some("branch") => parse_branch(sink, fields.get("branch")?),
+        Some(_) => {
+            let end = fields.get("end")?;
+            match end.as_bool() {
+                Some(true) => Action::End,
+                _ => {
+                    sink.error_hint(end.span, "end should be `true`", "remove `end:` if the step does not close the conversation");
+                    Action::Message
+                }
+            }
+        }
+    };
+    if let Some(otherwise) = fields.get("otherwise")
+        && !matches!(action, Action::Choices { .. })
+    {
+        sink.error(otherwise.span, "`otherwise` is only for steps with `choices`");
+    }
+    let takes_next = matches!(action, Action::Message | Action::Ask { .. } | Action::AskPlace { .. } | Action::Suggest { .. });
+    if let Some(next) = &next
+        && !takes_next
+    {
+        sink.error_hint(
+            next.span,
+            format!("`next` is not used by a step with `{}`", action.kind()),
+            match action {
+                Action::Choices { .. } => "put `next:` on each choice",
+                _ => "remove it",
+            },
+        );
+    }
+    Some(Step {
+        id,
+        span: node.span,
+        say,
+        action,
+        next: if takes_next { next } else { None },
+    })
+}
+
+fn parse_choices(sink: &mut Sink, fields: &Fields, what: &str, no_say: bool) -> Action {
+    if no_say {
+        sink.error_hint(fields.span, format!("{what} has choices but no question"), "add `say:` with the question");
+    }
+    let mut choices = Vec::new();
+    if let Some(node) = fields.get("choices") {
+        let items = read::list(sink, node, "choices");
+        if items.is_empty() {
+            sink.error(node.span, format!("{what} has no choices"));
+        }
+        for item in items {
+            if let Some(choice) = parse_choice(sink, item) {
+                choices.push(choice);
+            }
+        }
+    }
+    let otherwise = fields.get("otherwise").and_then(|node| target(sink, node, "otherwise"));
+    Action::Choices { choices, otherwise }
+}
+
+fn parse_choice(sink: &mut Sink, node: &Node) -> Option<Choice> {
+    let fields = fields(sink, node, "a choice", &["id", "label", "match", "set", "next"])?;
+    let id_node = fields.require(sink, "id", "a choice")?;
+    let id = read::identifier(sink, id_node, "the choice id", false)?;
+    let label = fields
+        .require(sink, "label", &format!("choice '{id}'"))
+        .and_then(|node| read::text(sink, node, "the label"))?;
+    let synonyms = fields
+        .get("match")
+        .map(|node| read::strings(sink, node, "match"))
+        .unwrap_or_default();
+    let mut set = Vec::new();
+    if let Some(node) = fields.get("set") {
+        match node.as_map() {
+            Some(entries) => {
+                for (key, value) in entries {
+                    let name = read::identifier(sink, key, "the variable", false);
+                    let value = read::string(sink, value, "the value");
+                    if let (Some(name), Some(value)) = (name, value) {
+                        set.push((name, value));
+                    }
+                }
+            }
+            None => sink.error_hint(node.span, "set should be a map", "write set: { need: casa.affitto }"),
+        }
+    }
+    let next = fields.get("next").and_then(|node| target(sink, node, "next"));
+    if next.is_none() {
+        sink.error_hint(fields.span, format!("choice '{id}' leads nowhere"), "add `next:` with the step that follows");
+    }
+    // The label in every language, its longer words alone, and the synonyms.
+    let mut texts: Vec<String> = label.all().map(str::to_string).collect();
+    for text in label.all() {
+        texts.extend(
+            matching::words(text)
+                .into_iter()
+                .filter(|word| word.plain.chars().count() >= 4)
+                .map(|word| word.plain),
+        );
+    }
+    texts.extend(synonyms.iter().map(|(text, _)| text.clone()));
+    Some(Choice {
+        id,
+        phrases: phrases_of(texts),
+        label,
+        synonyms,
+        set,
+        next,
+        span: node.span,
+    })
+}
+
+fn parse_branch(sink: &mut Sink, node: &Node) -> Action {
+    let mut arms = Vec::new();
+    let mut otherwise = None;
+    for item in read::list(sink, node, "branch") {
+        let Some(arm) = fields(sink, item, "a branch", &["if", "next", "else"]) else { continue };
+        if let Some(else_node) = arm.get("else") {
+            otherwise = target(sink, else_node, "else");
+            continue;
+        }
+        let Some(condition_node) = arm.require(sink, "if", "a branch") else { continue };
+        let Some(condition) = fields(sink, condition_node, "the condition", &["var", "equals"]) else { continue };
+        let var = condition
+            .require(sink, "var", "the condition")
+            .and_then(|node| read::identifier(sink, node, "the variable", false));
+        let equals = condition.get("equals").and_then(|node| read::string(sink, node, "equals"));
+        let next = arm.require(sink, "next", "a branch").and_then(|node| target(sink, node, "next"));
+        if let (Some(var), Some(next)) = (var, next) {
+            arms.push((
+                Condition {
+                    var,
+                    equals,
+                    span: condition_node.span,
+                },
+                next,
+            ));
+        }
+    }
+    if otherwise.is_none() {
+        sink.error_hint(node.span, "the branch has no `else`", "add `- { else: STEP }` as its last line");
+    }
+    Action::Branch { arms, otherwise }
+}
+
+fn parse_places(sink: &mut Sink, tree: &Node) -> Gazetteer {
+    let mut gazetteer = Gazetteer::default();
+    let Some(top) = fields(sink, tree, "places.yaml", &["places"]) else {
+        return gazetteer;
+    };
+    let Some(node) = top.require(sink, "places", "places.yaml") else {
+        return gazetteer;
+    };
+    for item in read::list(sink, node, "places") {
+        let Some(place) = fields(sink, item, "a place", &["id", "name", "kind", "of", "cap", "lat", "lon", "aliases", "district"]) else {
+            continue;
+        };
+        let Some(id) = place.require(sink, "id", "a place").and_then(|node| read::identifier(sink, node, "the place id", false)) else {
+            continue;
+        };
+        let what = format!("place '{id}'");
+        let name = place
+            .require(sink, "name", &what)
+            .and_then(|node| read::string(sink, node, "the name"))
+            .unwrap_or_else(|| id.clone());
+        let kind = match place.get("kind").and_then(|node| node.as_str()) {
+            Some("comune") | None => PlaceKind::Comune,
+            Some("frazione") => PlaceKind::Frazione,
+            Some("quartiere") => PlaceKind::Quartiere,
+            Some(other) => {
+                sink.error_hint(
+                    place.get("kind").map_or(item.span, |node| node.span),
+                    format!("'{other}' is not a kind of place"),
+                    "write comune, frazione or quartiere",
+                );
+                PlaceKind::Comune
+            }
+        };
+        let of = read::optional_string(sink, place.get("of"), "of");
+        if kind != PlaceKind::Comune && of.is_none() {
+            sink.error_hint(item.span, format!("{what} is a {} but says not of which comune", kind_name(kind)), "add `of: COMUNE_ID`");
+        }
+        let caps: Vec<String> = place
+            .get("cap")
+            .map(|node| read::strings(sink, node, "cap"))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(cap, span)| {
+                if cap.len() == 5 && cap.chars().all(|c| c.is_ascii_digit()) {
+                    Some(cap)
+                } else {
+                    sink.error_hint(span, format!("'{cap}' is not a CAP"), "a CAP has five digits: write it in quotes, \"20096\"");
+                    None
+                }
+            })
+            .collect();
+        let point = point(sink, &place, &what);
+        let aliases: Vec<String> = place
+            .get("aliases")
+            .map(|node| read::strings(sink, node, "aliases"))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(alias, _)| alias)
+            .collect();
+        let in_district = place.get("district").and_then(|node| node.as_bool()).unwrap_or(true);
+        let phrases = phrases_of(std::iter::once(name.clone()).chain(aliases.iter().cloned()));
+        gazetteer.places.push(Place {
+            id,
+            name,
+            kind,
+            of,
+            caps,
+            point: point.unwrap_or(Point { lat: 0.0, lon: 0.0 }),
+            aliases,
+            in_district,
+            phrases,
+            span: item.span,
+        });
+    }
+    gazetteer
+}
+
+fn kind_name(kind: PlaceKind) -> &'static str {
+    match kind {
+        PlaceKind::Comune => "comune",
+        PlaceKind::Frazione => "frazione",
+        PlaceKind::Quartiere => "quartiere",
+    }
+}
+
+/// `lat` and `lon`, both numbers in range; None when absent or null.
+fn point(sink: &mut Sink, fields: &Fields, what: &str) -> Option<Point> {
+    let lat = fields.get("lat").filter(|node| !node.is_null());
+    let lon = fields.get("lon").filter(|node| !node.is_null());
+    let (lat, lon) = match (lat, lon) {
+        (None, None) => return None,
+        (Some(lat), Some(lon)) => (lat, lon),
+        (Some(node), None) | (None, Some(node)) => {
+            sink.error(node.span, format!("{what} needs both lat and lon"));
+            return None;
+        }
+    };
+    let point = Point {
+        lat: lat.as_f64().unwrap_or(f64::NAN),
+        lon: lon.as_f64().unwrap_or(f64::NAN),
+    };
+    if !point.is_valid() {
+        sink.error_hint(lat.span, format!("the coordinates of {what} are not valid"), "write decimal degrees, like lat: 45.499, lon: 9.329");
+        return None;
+    }
+    Some(point)
+}
+
+fn parse_directory(sink: &mut Sink, tree: &Node, gazetteer: &Gazetteer) -> Directory {
+    let mut directory = Directory::default();
+    let Some(top) = fields(sink, tree, "directory.yaml", &["needs", "organisations"]) else {
+        return directory;
+    };
+    if let Some(node) = top.require(sink, "needs", "directory.yaml") {
+        for item in read::list(sink, node, "needs") {
+            let Some(need) = fields(sink, item, "a need", &["id", "label"]) else { continue };
+            let id = need.require(sink, "id", "a need").and_then(|node| read::identifier(sink, node, "the need id", true));
+            let label = need.require(sink, "label", "a need").and_then(|node| read::text(sink, node, "the label"));
+            if let (Some(id), Some(label)) = (id, label) {
+                directory.needs.push(Need { id, label, span: item.span });
+            }
+        }
+    }
+    if let Some(node) = top.require(sink, "organisations", "directory.yaml") {
+        for item in read::list(sink, node, "organisations") {
+            if let Some(organisation) = parse_organisation(sink, item, gazetteer) {
+                directory.organisations.push(organisation);
+            }
+        }
+    }
+    directory
+}
+
+fn parse_organisation(sink: &mut Sink, node: &Node, gazetteer: &Gazetteer) -> Option<Organisation> {
+    let fields = fields(
+        sink,
+        node,
+        "an organisation",
+        &["id", "name", "description", "roles", "needs", "languages", "serves", "contacts", "locations"],
+    )?;
+    let id_node = fields.require(sink, "id", "an organisation")?;
+    let id = read::identifier(sink, id_node, "the organisation id", false)?;
+    let what = format!("organisation '{id}'");
+    let name = fields
+        .require(sink, "name", &what)
+        .and_then(|node| read::string(sink, node, "the name"))
+        .unwrap_or_else(|| id.clone());
+    let description = fields
+        .get("description")
+        .filter(|node| !node.is_null())
+        .and_then(|node| read::text(sink, node, "the description"));
+    let list = |sink: &mut Sink, key: &str| -> Vec<(String, Span)> {
+        fields.get(key).map(|node| read::strings(sink, node, key)).unwrap_or_default()
+    };
+    let roles = list(sink, "roles").into_iter().map(|(role, _)| role).collect();
+    let needs = list(sink, "needs");
+    let languages = match fields.get("languages") {
+        Some(node) if !node.is_null() => Some(read::strings(sink, node, "languages").into_iter().map(|(lang, _)| lang).collect()),
+        _ => None,
+    };
+    let serves = list(sink, "serves");
+    for (comune, span) in &serves {
+        if gazetteer.get(comune).is_none() {
+            let hint = crate::diagnostics::did_you_mean(comune, gazetteer.places.iter().map(|place| place.id.as_str()))
+                .unwrap_or_else(|| "use an id from places.yaml".into());
+            sink.error_hint(*span, format!("unknown place '{comune}'"), hint);
+        }
+    }
+    let mut contacts = Contacts::default();
+    match fields.get("contacts") {
+        Some(node) if !node.is_null() => {
+            if let Some(contact_fields) = read::fields(sink, node, "contacts", &["phone", "email", "website"]) {
+                contacts.phone = read::optional_string(sink, contact_fields.get("phone"), "the phone");
+                contacts.email = read::optional_string(sink, contact_fields.get("email"), "the email");
+                contacts.website = read::optional_string(sink, contact_fields.get("website"), "the website");
+            }
+        }
+        _ => {}
+    }
+    if contacts == Contacts::default() {
+        sink.warning_hint(
+            fields.get("contacts").map_or(node.span, |node| node.span),
+            format!("{what} has no phone, email or website"),
+            "ask the organisation how citizens can reach it",
+        );
+    }
+    let mut locations = Vec::new();
+    if let Some(node) = fields.get("locations") {
+        for item in read::list(sink, node, "locations") {
+            if let Some(location) = parse_location(sink, item, gazetteer, &what) {
+                locations.push(location);
+            }
+        }
+    }
+    Some(Organisation {
+        needs: {
+            if needs.is_empty() {
+                sink.warning_hint(
+                    fields.get("needs").map_or(node.span, |node| node.span),
+                    format!("{what} offers no needs, so it is never suggested"),
+                    "ask the organisation what it helps with and list the needs",
+                );
+            }
+            needs.into_iter().map(|(need, _)| need).collect()
+        },
+        id,
+        name,
+        description,
+        roles,
+        languages,
+        serves: serves.into_iter().map(|(comune, _)| comune).collect(),
+        contacts,
+        locations,
+        span: node.span,
+    })
+}
+
+fn parse_location(sink: &mut Sink, node: &Node, gazetteer: &Gazetteer, owner: &str) -> Option<Location> {
+    let fields = fields(sink, node, "a location", &["place", "address", "lat", "lon", "hours", "closed"])?;
+    let place_id = fields
+        .require(sink, "place", "a location")
+        .and_then(|node| read::string(sink, node, "the place"))?;
+    let place = gazetteer.get(&place_id);
+    if place.is_none() {
+        let hint = crate::diagnostics::did_you_mean(&place_id, gazetteer.places.iter().map(|place| place.id.as_str()))
+            .unwrap_or_else(|| "use an id from places.yaml".into());
+        sink.error_hint(fields.get("place").map_or(node.span, |node| node.span), format!("unknown place '{place_id}'"), hint);
+    }
+    let address = read::optional_string(sink, fields.get("address"), "the address");
+    if address.is_none() {
+        sink.warning_hint(
+            fields.get("address").map_or(node.span, |node| node.span),
+            format!("the address of {owner} in {place_id} is unknown"),
+            "ask the organisation and write it here",
+        );
+    }
+    let point = point(sink, &fields, owner).or(place.map(|place| place.point))?;
+    let mut hours = fields.get("hours").and_then(|node| schedule(sink, node));
+    if hours.is_none() {
+        sink.warning_hint(
+            fields.get("hours").map_or(node.span, |node| node.span),
+            format!("the opening hours of {owner} in {place_id} are unknown"),
+            "ask the organisation and write them like { mon-fri: [\"09:00-12:00\"] }",
+        );
+    }
+    if let (Some(hours), Some(closed)) = (hours.as_mut(), fields.get("closed")) {
+        for (text, span) in read::strings(sink, closed, "closed") {
+            match hours::parse_closure(&text) {
+                Some(range) => hours.closed.push(range),
+                None => sink.error_hint(span, format!("'{text}' is not a date or a range of dates"), "write \"2026-12-24\" or \"2026-08-10/2026-08-23\""),
+            }
+        }
+    }
+    Some(Location {
+        place: place_id,
+        address,
+        point,
+        hours,
+    })
+}
+
+/// The default clock of a dialogue test: Tuesday 17 March 2026, 10:00 in Rome.
+pub fn default_test_now() -> DateTime<Utc> {
+    hours::rome(2026, 3, 17, 10, 0)
+}
+
+fn parse_test(sink: &mut Sink, file: &str, tree: &Node) -> Option<DialogueTest> {
+    let top = fields(sink, tree, "a test", &["test", "lang", "now", "conversation"])?;
+    let name = top
+        .require(sink, "test", "the test")
+        .and_then(|node| read::string(sink, node, "the test name"))
+        .unwrap_or_else(|| file.to_string());
+    let lang = read::optional_string(sink, top.get("lang"), "lang");
+    let now = match top.get("now") {
+        None => default_test_now(),
+        Some(node) => match read::string(sink, node, "now").map(|text| DateTime::parse_from_rfc3339(text.trim())) {
+            Some(Ok(time)) => time.with_timezone(&Utc),
+            _ => {
+                sink.error_hint(node.span, "now is not a date and time", "write it like \"2026-03-17T10:00:00+01:00\"");
+                default_test_now()
+            }
+        },
+    };
+    let mut items = Vec::new();
+    if let Some(node) = top.require(sink, "conversation", "the test") {
+        for item in read::list(sink, node, "conversation") {
+            if let Some(parsed) = parse_test_item(sink, item) {
+                items.push(parsed);
+            }
+        }
+    }
+    Some(DialogueTest {
+        name,
+        file: file.to_string(),
+        span: tree.span,
+        lang,
+        now,
+        items,
+    })
+}
+
+fn parse_test_item(sink: &mut Sink, node: &Node) -> Option<TestItem> {
+    let fields = fields(sink, node, "a line of the conversation", &["user", "location", "bot", "suggests", "handover", "ended"])?;
+    let span = node.span;
+    if let Some(user) = fields.get("user") {
+        return read::string(sink, user, "user").map(|text| TestItem::User(text, span));
+    }
+    if let Some(location) = fields.get("location") {
+        let location = read::fields(sink, location, "location", &["lat", "lon"])?;
+        return point(sink, &location, "the location").map(|point| TestItem::Location(point, span));
+    }
+    if let Some(bot) = fields.get("bot") {
+        if let Some(text) = bot.as_str() {
+            return Some(TestItem::Bot {
+                contains: vec![text.to_string()],
+                not_contains: Vec::new(),
+                span,
+            });
+        }
+        let bot = read::fields(sink, bot, "bot", &["contains", "not_contains"])?;
+        let collect = |sink: &mut Sink, key: &str| -> Vec<String> {
+            bot.get(key)
+                .map(|node| read::strings(sink, node, key).into_iter().map(|(text, _)| text).collect())
+                .unwrap_or_default()
+        };
+        let contains = collect(sink, "contains");
+        let not_contains = collect(sink, "not_contains");
+        return Some(TestItem::Bot { contains, not_contains, span });
+    }
+    if let Some(suggests) = fields.get("suggests") {
+        let ids = read::strings(sink, suggests, "suggests").into_iter().map(|(id, _)| id).collect();
+        return Some(TestItem::Suggests(ids, span));
+    }
+    if let Some(handover) = fields.get("handover") {
+        if handover.as_bool() == Some(true) {
+            return Some(TestItem::Handover(None, span));
+        }
+        let handover = read::fields(sink, handover, "handover", &["need"])?;
+        return Some(TestItem::Handover(read::optional_string(sink, handover.get("need"), "need"), span));
+    }
+    if fields.get("ended").is_some() {
+        return Some(TestItem::Ended(span));
+    }
+    sink.error_hint(span, "this line of the conversation is empty", "write user:, location:, bot:, suggests:, handover: or ended:");
+    None
+}
+
+/// Wraps the sources of one in-memory dialogue folder, for tests and the fuzzer.
+pub fn sources_from(files: &[(&str, &str)]) -> Vec<(String, Result<String, String>)> {
+    files
+        .iter()
+        .map(|(name, text)| (name.to_string(), Ok(text.to_string())))
+        .collect()
+}

@@ -1,0 +1,266 @@
+//! The dialogue files operators write, read into a checked, immutable [`Bundle`].
+//!
+//! [`load`] reads `bot.yaml`, `flows/*.yaml`, `directory.yaml`, `places.yaml` and
+//! `tests/*.yaml`, and returns everything it understood together with every problem
+//! it found, each with its file, line and column. It never panics and never stops at
+//! the first mistake. See `DIALOGUE_FORMAT.md` and `dialogues/README.md`.
+//!
+//! This module does no I/O beyond reading the folder it is given, and knows nothing
+//! of channels or storage.
+
+mod check;
+pub mod graph;
+mod load;
+pub mod messages;
+mod read;
+pub mod testing;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::diagnostics::Diagnostic;
+use crate::directory::hours::Schedule;
+use crate::directory::{Directory, Gazetteer, Point};
+use crate::matching::Phrase;
+use crate::text::Text;
+use crate::yaml::Span;
+
+pub use load::{default_test_now, load_sources, sources_from};
+
+/// Everything the bot knows, loaded from one dialogue folder.
+#[derive(Debug, Clone, Default)]
+pub struct Bundle {
+    pub root: PathBuf,
+    pub bot: Bot,
+    pub flows: Vec<Flow>,
+    pub directory: Directory,
+    pub gazetteer: Gazetteer,
+    pub tests: Vec<DialogueTest>,
+    /// The text of every file read, by relative path, to show diagnostics in context.
+    pub sources: BTreeMap<String, Arc<str>>,
+    flow_index: HashMap<String, usize>,
+}
+
+impl Bundle {
+    pub fn flow(&self, id: &str) -> Option<&Flow> {
+        self.flow_index.get(id).map(|&index| &self.flows[index])
+    }
+
+    pub fn step(&self, flow: &str, step: &str) -> Option<&Step> {
+        self.flow(flow)?.step(step)
+    }
+
+    pub(crate) fn index(&mut self) {
+        self.flow_index = self
+            .flows
+            .iter()
+            .enumerate()
+            .map(|(index, flow)| (flow.id.clone(), index))
+            .collect();
+        for flow in &mut self.flows {
+            flow.step_index = flow
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(index, step)| (step.id.clone(), index))
+                .collect();
+        }
+    }
+}
+
+/// Reads and checks a dialogue folder. The bundle is usable only when no diagnostic is
+/// an error.
+pub fn load(dir: &Path) -> (Bundle, Vec<Diagnostic>) {
+    let sources = load_sources(dir);
+    load_from(dir, sources)
+}
+
+/// Like [`load`], from files already read: (relative path, contents or read error).
+pub fn load_from(dir: &Path, sources: Vec<(String, Result<String, String>)>) -> (Bundle, Vec<Diagnostic>) {
+    let mut diagnostics = Vec::new();
+    let mut bundle = load::parse_all(dir, sources, &mut diagnostics);
+    bundle.index();
+    check::check(&mut bundle, &mut diagnostics);
+    diagnostics.sort_by(|a, b| (&a.file, a.span, a.severity).cmp(&(&b.file, b.span, b.severity)));
+    diagnostics.dedup();
+    (bundle, diagnostics)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bot {
+    /// The languages the bot speaks; Italian first.
+    pub languages: Vec<String>,
+    pub welcome: Target,
+    pub privacy: Text,
+    /// Global intents; emergency ones are checked first and also before consent.
+    pub intents: Vec<Intent>,
+    /// Where "talk to a person" leads: the flow `volontario` unless bot.yaml says otherwise.
+    pub human: Target,
+    pub volunteer_hours: Schedule,
+    /// After this many minutes an unclaimed case is announced again (Matrix issue).
+    pub wait_before_reminder_minutes: u32,
+    pub messages: messages::Messages,
+}
+
+impl Default for Bot {
+    fn default() -> Self {
+        Bot {
+            languages: vec!["it".into()],
+            welcome: Target::default(),
+            privacy: Text::default(),
+            intents: Vec::new(),
+            human: Target::default(),
+            volunteer_hours: Schedule::default(),
+            wait_before_reminder_minutes: 10,
+            messages: messages::Messages::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Intent {
+    pub id: String,
+    pub emergency: bool,
+    pub phrases: Vec<Phrase>,
+    pub goto: Target,
+    pub span: Span,
+}
+
+/// Where a `next`, `otherwise`, `goto` or branch leads; `flow` and `step` are filled in
+/// by the checker (empty when the name could not be resolved, which is an error).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Target {
+    pub raw: String,
+    pub span: Span,
+    pub flow: String,
+    pub step: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flow {
+    pub id: String,
+    pub title: Option<Text>,
+    pub steps: Vec<Step>,
+    /// The file it came from, relative to the dialogue folder.
+    pub file: String,
+    pub span: Span,
+    step_index: HashMap<String, usize>,
+}
+
+impl Flow {
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.step_index.get(id).map(|&index| &self.steps[index])
+    }
+
+    pub fn first_step(&self) -> Option<&Step> {
+        self.steps.first()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub id: String,
+    pub span: Span,
+    /// Said when the step is entered (the question itself for `choices`).
+    pub say: Option<Text>,
+    pub action: Action,
+    pub next: Option<Target>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// `say` alone: a message, then `next`.
+    Message,
+    Choices {
+        choices: Vec<Choice>,
+        otherwise: Option<Target>,
+    },
+    Ask {
+        text: Text,
+        save: String,
+    },
+    AskPlace {
+        text: Text,
+    },
+    Suggest {
+        /// A need id or a `{variable}` holding one.
+        need: String,
+        max: usize,
+    },
+    Handover {
+        need: String,
+        note: String,
+    },
+    Goto(Target),
+    Branch {
+        arms: Vec<(Condition, Target)>,
+        otherwise: Option<Target>,
+    },
+    End,
+}
+
+impl Action {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Message => "say",
+            Action::Choices { .. } => "choices",
+            Action::Ask { .. } => "ask",
+            Action::AskPlace { .. } => "ask_place",
+            Action::Suggest { .. } => "suggest",
+            Action::Handover { .. } => "handover",
+            Action::Goto(_) => "goto",
+            Action::Branch { .. } => "branch",
+            Action::End => "end",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    pub id: String,
+    pub label: Text,
+    /// Synonyms as written, with their place, for the shared-synonym check.
+    pub synonyms: Vec<(String, Span)>,
+    /// Label (every language), its long words and the synonyms, prepared for matching.
+    pub phrases: Vec<Phrase>,
+    pub set: Vec<(String, String)>,
+    pub next: Option<Target>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub var: String,
+    /// None: true when the variable is set at all.
+    pub equals: Option<String>,
+    pub span: Span,
+}
+
+/// A conversation that must keep working, run by `sportello check`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DialogueTest {
+    pub name: String,
+    pub file: String,
+    pub span: Span,
+    /// The citizen's interface language, as Telegram would tell it.
+    pub lang: Option<String>,
+    pub now: DateTime<Utc>,
+    pub items: Vec<TestItem>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TestItem {
+    User(String, Span),
+    Location(Point, Span),
+    Bot {
+        contains: Vec<String>,
+        not_contains: Vec<String>,
+        span: Span,
+    },
+    Suggests(Vec<String>, Span),
+    Handover(Option<String>, Span),
+    Ended(Span),
+}

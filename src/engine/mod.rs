@@ -1,0 +1,892 @@
+//! The conversation state machine: `step(bundle, state, input, now) -> (state, outputs)`.
+//!
+//! Pure: no I/O, no clock (the moment is an argument), no randomness. It imports
+//! neither teloxide, matrix_sdk nor sqlx: channels translate platform updates into an
+//! [`Input`] and carry out the [`Output`]s; the store keeps the [`State`] between turns.
+
+mod render;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::dialogue::{Action, Bundle, Intent, Step, Target};
+use crate::directory::{Place, PlaceKind, Point};
+use crate::matching::{self, Match, Phrase};
+use crate::text::{ITALIAN, Text, fill};
+
+pub use render::{format_when, transcript};
+
+/// Longer messages are cut here: nobody types more to a front desk, and matching a
+/// novel would only be slow.
+pub const MAX_INPUT_CHARS: usize = 1000;
+/// An automatic chain of steps longer than this is a loop the checker missed.
+const MAX_AUTOMATIC_STEPS: usize = 64;
+
+/// What the citizen did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A message; commands such as `/start` arrive as text too.
+    Text(String),
+    /// A button pressed, by its payload (see [`ButtonAction::payload`]).
+    Button(String),
+    Location(Point),
+    /// A photo, a voice message, a sticker...: something the bot cannot read.
+    Unsupported,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Start,
+    Language,
+    Volunteer,
+    Restart,
+    Privacy,
+    Forget,
+}
+
+impl Command {
+    /// `/start`, `/lingua`, ... (with English aliases); Telegram may add `@botname`.
+    pub fn parse(text: &str) -> Option<Command> {
+        let word = text.trim().strip_prefix('/')?;
+        let word = word.split([' ', '@']).next().unwrap_or("").to_lowercase();
+        Some(match word.as_str() {
+            "start" => Command::Start,
+            "lingua" | "language" => Command::Language,
+            "volontario" | "operatore" | "human" => Command::Volunteer,
+            "ricomincia" | "menu" | "restart" => Command::Restart,
+            "privacy" => Command::Privacy,
+            "dimentica" | "forget" => Command::Forget,
+            _ => return None,
+        })
+    }
+}
+
+/// What a button does when pressed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ButtonAction {
+    Choice(String),
+    Place(String),
+    Language(String),
+    Menu,
+    Human,
+    ConsentYes,
+    ConsentNo,
+    ForgetYes,
+    ForgetNo,
+}
+
+impl ButtonAction {
+    /// A compact payload (a Telegram `callback_data` is at most 64 bytes; ids are at most 40).
+    pub fn payload(&self) -> String {
+        match self {
+            ButtonAction::Choice(id) => format!("c:{id}"),
+            ButtonAction::Place(id) => format!("p:{id}"),
+            ButtonAction::Language(code) => format!("l:{code}"),
+            ButtonAction::Menu => "m".into(),
+            ButtonAction::Human => "h".into(),
+            ButtonAction::ConsentYes => "y".into(),
+            ButtonAction::ConsentNo => "n".into(),
+            ButtonAction::ForgetYes => "fy".into(),
+            ButtonAction::ForgetNo => "fn".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Button {
+    pub label: String,
+    pub action: ButtonAction,
+}
+
+/// What the engine asks the channel to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A message; the channel shows the buttons under it and, if asked, a button that
+    /// shares the location.
+    Message {
+        text: String,
+        buttons: Vec<Button>,
+        request_location: bool,
+    },
+    /// The organisations just suggested (their text is in the following message).
+    Suggestions { need: String, organisations: Vec<String> },
+    /// A volunteer should take over.
+    Handover(Handover),
+    /// A message for the volunteer who has the conversation.
+    ToVolunteer { text: String },
+    /// Erase this citizen's personal data now.
+    Forget,
+    /// The conversation is over.
+    Ended,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handover {
+    pub need: String,
+    pub note: String,
+    pub comune: Option<String>,
+    pub lang: String,
+    /// Answers the citizen gave (variable, value), for the handover card.
+    pub summary: Vec<(String, String)>,
+    pub in_hours: bool,
+    pub emergency: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Mode {
+    /// Nothing said yet.
+    #[default]
+    New,
+    /// The privacy notice is shown; waiting for consent.
+    Consent,
+    /// Waiting at `State::flow`/`State::step`.
+    AtStep,
+    ChooseLanguage,
+    ConfirmForget,
+    /// Handed over: messages go to a volunteer.
+    WithVolunteer,
+    Ended,
+}
+
+/// One citizen's conversation, as a value the store can keep between turns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub lang: String,
+    pub consent: bool,
+    pub mode: Mode,
+    /// Where to go back after a language choice or a forget question.
+    pub resume: Option<Mode>,
+    pub flow: String,
+    pub step: String,
+    pub vars: BTreeMap<String, String>,
+    /// Where the citizen is: their place's centre or the location they shared.
+    pub point: Option<Point>,
+    /// The comune (place id) the citizen lives in, once known.
+    pub comune_id: Option<String>,
+    /// Answers at this step that matched nothing.
+    pub misses: u8,
+    /// The buttons last shown: a pressed button must be one of them.
+    pub buttons: Vec<Button>,
+    /// Whether an emergency was detected in this conversation.
+    pub emergency: bool,
+}
+
+impl State {
+    /// A new conversation; `interface_lang` (Telegram's `language_code`) proposes the
+    /// language when the bot speaks it.
+    pub fn new(bundle: &Bundle, interface_lang: Option<&str>) -> State {
+        let lang = interface_lang
+            .map(|code| code.split(['-', '_']).next().unwrap_or(code).to_lowercase())
+            .filter(|code| bundle.bot.languages.contains(code))
+            .unwrap_or_else(|| ITALIAN.to_string());
+        State {
+            lang,
+            consent: false,
+            mode: Mode::New,
+            resume: None,
+            flow: String::new(),
+            step: String::new(),
+            vars: BTreeMap::new(),
+            point: None,
+            comune_id: None,
+            misses: 0,
+            buttons: Vec::new(),
+            emergency: false,
+        }
+    }
+}
+
+/// One turn of the conversation.
+pub fn step(bundle: &Bundle, state: State, input: Input, now: DateTime<Utc>) -> (State, Vec<Output>) {
+    let mut turn = Turn {
+        bundle,
+        state,
+        now,
+        out: Vec::new(),
+    };
+    turn.handle(input);
+    (turn.state, turn.out)
+}
+
+struct Turn<'b> {
+    bundle: &'b Bundle,
+    state: State,
+    now: DateTime<Utc>,
+    out: Vec<Output>,
+}
+
+impl<'b> Turn<'b> {
+    fn message(&self, key: &str) -> String {
+        self.bundle.bot.messages.get(key).render(&self.state.lang, &self.state.vars)
+    }
+
+    fn render(&self, text: &Text) -> String {
+        text.render(&self.state.lang, &self.state.vars)
+    }
+
+    fn say(&mut self, text: String) {
+        if !text.trim().is_empty() {
+            self.out.push(Output::Message {
+                text,
+                buttons: Vec::new(),
+                request_location: false,
+            });
+        }
+    }
+
+    fn ask(&mut self, text: String, buttons: Vec<Button>, request_location: bool) {
+        self.state.buttons = buttons.clone();
+        self.out.push(Output::Message {
+            text,
+            buttons,
+            request_location,
+        });
+    }
+
+    fn button(&self, key: &str, action: ButtonAction) -> Button {
+        Button {
+            label: self.message(key),
+            action,
+        }
+    }
+
+    fn way_out(&self) -> Vec<Button> {
+        vec![
+            self.button("menu_button", ButtonAction::Menu),
+            self.button("human_button", ButtonAction::Human),
+        ]
+    }
+
+    fn handle(&mut self, input: Input) {
+        match input {
+            Input::Text(text) => self.text(&text),
+            Input::Button(payload) => {
+                let pressed = self
+                    .state
+                    .buttons
+                    .iter()
+                    .find(|button| button.action.payload() == payload)
+                    .map(|button| button.action.clone());
+                match pressed {
+                    Some(action) => self.press(action),
+                    None if self.state.mode == Mode::New => self.start(),
+                    None => {
+                        let notice = self.message("stale_button");
+                        self.say(notice);
+                        self.prompt();
+                    }
+                }
+            }
+            Input::Location(point) => self.location(point),
+            Input::Unsupported => {
+                let notice = self.message("unsupported_input");
+                self.say(notice);
+                if self.state.mode == Mode::New {
+                    self.start();
+                } else {
+                    self.prompt();
+                }
+            }
+        }
+    }
+
+    fn text(&mut self, raw: &str) {
+        let trimmed = raw.trim();
+        if trimmed.starts_with('/') {
+            match Command::parse(trimmed) {
+                Some(command) => return self.command(command),
+                None if !trimmed.contains(' ') => {
+                    let notice = self.message("unknown_command");
+                    self.say(notice);
+                    return self.prompt_or_start();
+                }
+                None => {}
+            }
+        }
+        let text: String = if trimmed.chars().count() > MAX_INPUT_CHARS {
+            let notice = self.message("too_long");
+            self.say(notice);
+            trimmed.chars().take(MAX_INPUT_CHARS).collect()
+        } else {
+            trimmed.to_string()
+        };
+        let words = matching::words(&text);
+        if let Some(intent) = self.find_intent(&words, true) {
+            return self.intent(intent);
+        }
+        let at_free_text = self.state.mode == Mode::AtStep
+            && matches!(self.current_step().map(|step| &step.action), Some(Action::Ask { .. }));
+        if !at_free_text
+            && let Ok(number) = text.parse::<usize>()
+            && (1..=self.state.buttons.len()).contains(&number)
+        {
+            let action = self.state.buttons[number - 1].action.clone();
+            return self.press(action);
+        }
+        match self.state.mode {
+            Mode::New => self.start(),
+            Mode::Consent | Mode::ChooseLanguage | Mode::ConfirmForget => match self.match_buttons(&words) {
+                Some(action) => self.press(action),
+                None => self.prompt(),
+            },
+            Mode::Ended => {
+                if let Some(intent) = self.find_intent(&words, false) {
+                    return self.intent(intent);
+                }
+                self.home();
+            }
+            Mode::WithVolunteer => {
+                if let Some(intent) = self.find_intent(&words, false)
+                    && intent.goto != self.bundle.bot.human
+                {
+                    return self.intent(intent);
+                }
+                self.out.push(Output::ToVolunteer { text });
+            }
+            Mode::AtStep => {
+                if let Some(intent) = self.find_intent(&words, false) {
+                    return self.intent(intent);
+                }
+                self.answer(&text, &words);
+            }
+        }
+    }
+
+    fn find_intent(&self, words: &[matching::Word], emergency: bool) -> Option<&'b Intent> {
+        if !emergency && !self.state.consent {
+            return None;
+        }
+        let intents = self.bundle.bot.intents.iter().filter(|intent| intent.emergency == emergency);
+        intents
+            .map(|intent| (matching::best_score(&intent.phrases, words), intent))
+            .filter(|(score, _)| *score >= 0.8)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, intent)| intent)
+    }
+
+    fn intent(&mut self, intent: &'b Intent) {
+        if intent.emergency {
+            self.state.emergency = true;
+        }
+        self.enter(&intent.goto);
+    }
+
+    /// The current buttons whose label (or a word of it) the text names.
+    fn match_buttons(&self, words: &[matching::Word]) -> Option<ButtonAction> {
+        let candidates: Vec<(ButtonAction, Vec<Phrase>)> = self
+            .state
+            .buttons
+            .iter()
+            .map(|button| {
+                let mut phrases = vec![Phrase::new(&button.label)];
+                phrases.extend(matching::words(&button.label).into_iter().map(|word| Phrase { words: vec![word] }));
+                if let ButtonAction::Language(code) = &button.action {
+                    phrases.push(Phrase::new(code));
+                }
+                (button.action.clone(), phrases)
+            })
+            .collect();
+        match matching::best_match(words, candidates.iter().map(|(action, phrases)| (action.clone(), &phrases[..])), 0.75) {
+            Match::One(action) => Some(action),
+            _ => None,
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Start => self.start(),
+            Command::Restart => self.home(),
+            Command::Volunteer => {
+                if self.state.consent {
+                    self.human();
+                } else {
+                    self.start();
+                }
+            }
+            Command::Privacy => {
+                let privacy = self.render(&self.bundle.bot.privacy);
+                self.say(privacy);
+                self.prompt_or_start();
+            }
+            Command::Language => {
+                self.remember_resume();
+                self.state.mode = Mode::ChooseLanguage;
+                self.prompt();
+            }
+            Command::Forget => {
+                self.remember_resume();
+                self.state.mode = Mode::ConfirmForget;
+                self.prompt();
+            }
+        }
+    }
+
+    fn remember_resume(&mut self) {
+        if !matches!(self.state.mode, Mode::ChooseLanguage | Mode::ConfirmForget) {
+            self.state.resume = Some(self.state.mode);
+        }
+    }
+
+    fn resume(&mut self) {
+        self.state.mode = self.state.resume.take().unwrap_or(Mode::New);
+        self.prompt_or_start();
+    }
+
+    fn prompt_or_start(&mut self) {
+        if self.state.mode == Mode::New {
+            self.start();
+        } else {
+            self.prompt();
+        }
+    }
+
+    /// First contact, or /start: the privacy notice until consent, then the welcome.
+    fn start(&mut self) {
+        if self.state.consent {
+            return self.home();
+        }
+        self.state.mode = Mode::Consent;
+        self.prompt();
+    }
+
+    fn home(&mut self) {
+        if !self.state.consent {
+            return self.start();
+        }
+        let welcome = self.bundle.bot.welcome.clone();
+        self.enter(&welcome);
+    }
+
+    fn human(&mut self) {
+        let human = &self.bundle.bot.human;
+        if human.step.is_empty() {
+            let need = self.state.vars.get("need").cloned().unwrap_or_default();
+            self.handover(&need, "");
+        } else {
+            self.enter(human);
+        }
+    }
+
+    fn press(&mut self, action: ButtonAction) {
+        match action {
+            ButtonAction::ConsentYes => {
+                self.state.consent = true;
+                self.home();
+            }
+            ButtonAction::ConsentNo => {
+                let declined = self.message("consent_declined");
+                let accept = self.button("consent_accept", ButtonAction::ConsentYes);
+                self.state.mode = Mode::Consent;
+                self.ask(declined, vec![accept], false);
+            }
+            ButtonAction::Menu => self.home(),
+            ButtonAction::Human => {
+                if self.state.consent {
+                    self.human();
+                } else {
+                    self.start();
+                }
+            }
+            ButtonAction::Language(code) => {
+                if self.bundle.bot.languages.contains(&code) {
+                    self.state.lang = code;
+                }
+                let confirmation = self.message("language_set");
+                self.say(confirmation);
+                self.resume();
+            }
+            ButtonAction::ForgetYes => {
+                self.out.push(Output::Forget);
+                let lang = std::mem::take(&mut self.state.lang);
+                self.state = State::new(self.bundle, Some(&lang));
+                let done = self.message("forgotten");
+                self.say(done);
+            }
+            ButtonAction::ForgetNo => {
+                let cancelled = self.message("forget_cancelled");
+                self.say(cancelled);
+                self.resume();
+            }
+            ButtonAction::Choice(id) => self.choose(&id),
+            ButtonAction::Place(id) => match self.bundle.gazetteer.get(&id) {
+                Some(place) if self.waiting_for_place() => self.place_found(place),
+                _ => self.prompt(),
+            },
+        }
+    }
+
+    fn current_step(&self) -> Option<&'b Step> {
+        self.bundle.step(&self.state.flow, &self.state.step)
+    }
+
+    fn waiting_for_place(&self) -> bool {
+        self.state.mode == Mode::AtStep && matches!(self.current_step().map(|step| &step.action), Some(Action::AskPlace { .. }))
+    }
+
+    fn choose(&mut self, id: &str) {
+        let Some(step) = self.current_step() else { return self.home() };
+        let Action::Choices { choices, .. } = &step.action else { return self.prompt() };
+        let Some(choice) = choices.iter().find(|choice| choice.id == id) else { return self.prompt() };
+        for (name, value) in &choice.set {
+            let value = fill(value, &self.state.vars);
+            self.state.vars.insert(name.clone(), value);
+        }
+        match &choice.next {
+            Some(next) => self.enter(next),
+            None => self.home(),
+        }
+    }
+
+    /// Free text at the current step.
+    fn answer(&mut self, text: &str, words: &[matching::Word]) {
+        let Some(step) = self.current_step() else { return self.home() };
+        match &step.action {
+            Action::Choices { choices, .. } => {
+                let menu = [Phrase::new(&self.message("menu_button"))];
+                let human = [Phrase::new(&self.message("human_button"))];
+                let candidates = choices
+                    .iter()
+                    .map(|choice| (ButtonAction::Choice(choice.id.clone()), &choice.phrases[..]))
+                    .chain([(ButtonAction::Menu, &menu[..]), (ButtonAction::Human, &human[..])]);
+                match matching::best_match(words, candidates, 0.7) {
+                    Match::One(action) => self.press(action),
+                    Match::Two(first, second) => {
+                        let label = |action: &ButtonAction| {
+                            self.state
+                                .buttons
+                                .iter()
+                                .find(|button| &button.action == action)
+                                .map(|button| button.label.clone())
+                                .unwrap_or_default()
+                        };
+                        let mut buttons = vec![
+                            Button {
+                                label: label(&first),
+                                action: first.clone(),
+                            },
+                            Button {
+                                label: label(&second),
+                                action: second.clone(),
+                            },
+                        ];
+                        buttons.retain(|button| !matches!(button.action, ButtonAction::Menu | ButtonAction::Human));
+                        buttons.extend(self.way_out());
+                        let question = self.message("did_you_mean");
+                        self.ask(question, buttons, false);
+                    }
+                    Match::None => self.miss(),
+                }
+            }
+            Action::Ask { save, .. } => {
+                if words.is_empty() && !text.chars().any(char::is_alphanumeric) {
+                    return self.miss();
+                }
+                let value: String = text.chars().take(500).collect();
+                self.state.vars.insert(save.clone(), value);
+                self.follow(step.next.as_ref());
+            }
+            Action::AskPlace { .. } => match self.bundle.gazetteer.resolve(text) {
+                Match::One(place) => self.place_found(place),
+                Match::Two(first, second) => {
+                    let mut buttons: Vec<Button> = [first, second]
+                        .iter()
+                        .map(|place| Button {
+                            label: self.place_label(place),
+                            action: ButtonAction::Place(place.id.clone()),
+                        })
+                        .collect();
+                    buttons.extend(self.way_out());
+                    let question = self.message("did_you_mean");
+                    self.ask(question, buttons, true);
+                }
+                Match::None => self.miss(),
+            },
+            _ => self.prompt(),
+        }
+    }
+
+    fn miss(&mut self) {
+        self.state.misses = self.state.misses.saturating_add(1);
+        if self.state.misses >= 2 {
+            if let Some(Action::Choices { otherwise: Some(otherwise), .. }) = self.current_step().map(|step| &step.action) {
+                return self.enter(otherwise);
+            }
+            let notice = self.message("not_understood_again");
+            self.say(notice);
+        } else {
+            let key = if self.waiting_for_place() { "place_not_found" } else { "not_understood" };
+            let notice = self.message(key);
+            self.say(notice);
+        }
+        self.prompt();
+    }
+
+    fn place_label(&self, place: &Place) -> String {
+        let comune = self.bundle.gazetteer.comune_of(place);
+        if comune.id == place.id {
+            place.name.clone()
+        } else {
+            format!("{} ({})", place.name, comune.name)
+        }
+    }
+
+    fn place_found(&mut self, place: &'b Place) {
+        let comune = self.bundle.gazetteer.comune_of(place);
+        self.state.vars.insert("place".into(), self.place_label(place));
+        self.state.vars.insert("comune".into(), comune.name.clone());
+        self.state.comune_id = Some(comune.id.clone());
+        self.state.point = Some(place.point);
+        let next = self.current_step().and_then(|step| step.next.as_ref());
+        self.follow(next);
+    }
+
+    fn location(&mut self, point: Point) {
+        if !point.is_valid() {
+            return self.prompt_or_start();
+        }
+        if !self.waiting_for_place() {
+            self.state.point = Some(point);
+            return self.prompt_or_start();
+        }
+        match self.bundle.gazetteer.nearest_comune(point) {
+            Some(comune) => {
+                self.state.vars.insert("place".into(), comune.name.clone());
+                self.state.vars.insert("comune".into(), comune.name.clone());
+                self.state.comune_id = Some(comune.id.clone());
+            }
+            None => {
+                self.state.vars.insert("place".into(), String::new());
+            }
+        }
+        self.state.point = Some(point);
+        let next = self.current_step().and_then(|step| step.next.as_ref());
+        self.follow(next);
+    }
+
+    fn follow(&mut self, next: Option<&Target>) {
+        match next {
+            Some(next) => self.enter(next),
+            None => self.home(),
+        }
+    }
+
+    /// Shows what the citizen is being asked now, again.
+    fn prompt(&mut self) {
+        match self.state.mode {
+            Mode::New | Mode::Consent => {
+                let text = format!("{}\n\n{}", self.render(&self.bundle.bot.privacy), self.message("consent_ask"));
+                let buttons = vec![
+                    self.button("consent_accept", ButtonAction::ConsentYes),
+                    self.button("consent_decline", ButtonAction::ConsentNo),
+                ];
+                self.state.mode = Mode::Consent;
+                self.ask(text, buttons, false);
+            }
+            Mode::ChooseLanguage => {
+                let buttons = self
+                    .bundle
+                    .bot
+                    .languages
+                    .iter()
+                    .map(|code| Button {
+                        label: crate::dialogue::messages::language_name(code).to_string(),
+                        action: ButtonAction::Language(code.clone()),
+                    })
+                    .collect();
+                let question = self.message("choose_language");
+                self.ask(question, buttons, false);
+            }
+            Mode::ConfirmForget => {
+                let question = self.message("forget_confirm");
+                let buttons = vec![
+                    self.button("forget_yes", ButtonAction::ForgetYes),
+                    self.button("forget_no", ButtonAction::ForgetNo),
+                ];
+                self.ask(question, buttons, false);
+            }
+            Mode::WithVolunteer => {
+                let notice = self.message("with_volunteer");
+                let buttons = vec![self.button("menu_button", ButtonAction::Menu)];
+                self.ask(notice, buttons, false);
+            }
+            Mode::Ended => {
+                let notice = self.message("ended");
+                let buttons = vec![self.button("menu_button", ButtonAction::Menu)];
+                self.ask(notice, buttons, false);
+            }
+            Mode::AtStep => match self.current_step() {
+                Some(step) => self.question(step),
+                None => self.home(),
+            },
+        }
+    }
+
+    /// The question of a step that waits for the citizen, with its buttons.
+    fn question(&mut self, step: &'b Step) {
+        match &step.action {
+            Action::Choices { choices, .. } => {
+                let text = step.say.as_ref().map(|say| self.render(say)).unwrap_or_default();
+                let mut buttons: Vec<Button> = choices
+                    .iter()
+                    .map(|choice| Button {
+                        label: self.render(&choice.label),
+                        action: ButtonAction::Choice(choice.id.clone()),
+                    })
+                    .collect();
+                let at_welcome = self.state.flow == self.bundle.bot.welcome.flow && self.state.step == self.bundle.bot.welcome.step;
+                for extra in self.way_out() {
+                    if at_welcome && extra.action == ButtonAction::Menu {
+                        continue;
+                    }
+                    buttons.push(extra);
+                }
+                self.ask(text, buttons, false);
+            }
+            Action::Ask { text, .. } => {
+                let text = self.render(text);
+                let buttons = self.way_out();
+                self.ask(text, buttons, false);
+            }
+            Action::AskPlace { text } => {
+                let text = self.render(text);
+                let mut buttons: Vec<Button> = self
+                    .bundle
+                    .gazetteer
+                    .places
+                    .iter()
+                    .filter(|place| place.kind == PlaceKind::Comune && place.in_district)
+                    .map(|place| Button {
+                        label: place.name.clone(),
+                        action: ButtonAction::Place(place.id.clone()),
+                    })
+                    .collect();
+                buttons.extend(self.way_out());
+                self.ask(text, buttons, true);
+            }
+            _ => self.home(),
+        }
+    }
+
+    /// Goes to a step and runs on until a step waits for the citizen.
+    fn enter(&mut self, target: &Target) {
+        let mut position = (target.flow.clone(), target.step.clone());
+        for _ in 0..MAX_AUTOMATIC_STEPS {
+            let Some(step) = self.bundle.step(&position.0, &position.1) else {
+                // Only a bundle with errors gets here: end politely rather than loop.
+                self.state.mode = Mode::Ended;
+                self.out.push(Output::Ended);
+                return;
+            };
+            self.state.flow = position.0.clone();
+            self.state.step = position.1.clone();
+            self.state.mode = Mode::AtStep;
+            self.state.misses = 0;
+            let says_before = !matches!(step.action, Action::Choices { .. } | Action::End);
+            if says_before && let Some(say) = &step.say {
+                let text = self.render(say);
+                self.say(text);
+            }
+            let next = match &step.action {
+                Action::Message => step.next.as_ref(),
+                Action::Choices { .. } | Action::Ask { .. } | Action::AskPlace { .. } => return self.question(step),
+                Action::Suggest { need, max } => {
+                    let need = fill(need, &self.state.vars);
+                    self.suggest(&need, *max);
+                    step.next.as_ref()
+                }
+                Action::Handover { need, note } => {
+                    let need = fill(need, &self.state.vars);
+                    let note = fill(note, &self.state.vars);
+                    return self.handover(&need, &note);
+                }
+                Action::Goto(target) => Some(target),
+                Action::Branch { arms, otherwise } => arms
+                    .iter()
+                    .find(|(condition, _)| {
+                        let value = self.state.vars.get(&condition.var).map(String::as_str).unwrap_or("");
+                        match &condition.equals {
+                            Some(expected) => value == expected,
+                            None => !value.is_empty(),
+                        }
+                    })
+                    .map(|(_, target)| target)
+                    .or(otherwise.as_ref()),
+                Action::End => {
+                    let text = step.say.as_ref().map(|say| self.render(say)).unwrap_or_else(|| self.message("ended"));
+                    let buttons = vec![self.button("menu_button", ButtonAction::Menu)];
+                    self.ask(text, buttons, false);
+                    self.state.mode = Mode::Ended;
+                    self.out.push(Output::Ended);
+                    return;
+                }
+            };
+            match next {
+                Some(next) => position = (next.flow.clone(), next.step.clone()),
+                None => return self.home_after_dead_end(),
+            }
+        }
+        self.home_after_dead_end();
+    }
+
+    /// A step that leads nowhere (only in a bundle with errors): back to the menu, once.
+    fn home_after_dead_end(&mut self) {
+        let welcome = &self.bundle.bot.welcome;
+        if self.state.flow == welcome.flow && self.state.step == welcome.step {
+            self.state.mode = Mode::Ended;
+            self.out.push(Output::Ended);
+            return;
+        }
+        self.home();
+    }
+
+    fn suggest(&mut self, need: &str, max: usize) {
+        let suggestions = self.bundle.directory.nearest(need, self.state.point, self.state.comune_id.as_deref(), self.now, max);
+        self.out.push(Output::Suggestions {
+            need: need.to_string(),
+            organisations: suggestions.iter().map(|s| s.organisation.id.clone()).collect(),
+        });
+        let text = if suggestions.is_empty() {
+            self.message("no_suggestions")
+        } else {
+            render::suggestions(self.bundle, &self.state, &suggestions, self.now)
+        };
+        self.say(text);
+    }
+
+    fn handover(&mut self, need: &str, note: &str) {
+        let hours = &self.bundle.bot.volunteer_hours;
+        let in_hours = hours.is_empty() || hours.is_open(self.now);
+        let summary = self
+            .state
+            .vars
+            .iter()
+            .filter(|(name, value)| name.as_str() != "lang" && !value.is_empty())
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        self.out.push(Output::Handover(Handover {
+            need: need.to_string(),
+            note: note.to_string(),
+            comune: self.state.vars.get("comune").cloned(),
+            lang: self.state.lang.clone(),
+            summary,
+            in_hours,
+            emergency: self.state.emergency,
+        }));
+        let text = if in_hours {
+            self.message("handover_in_hours")
+        } else {
+            let when = match hours.availability(self.now) {
+                crate::directory::hours::Availability::OpensAt(date, time) => format_when(date, time, self.now, &self.state.lang),
+                _ => String::new(),
+            };
+            let mut vars = self.state.vars.clone();
+            vars.insert("when".into(), when);
+            self.bundle.bot.messages.get("handover_out_of_hours").render(&self.state.lang, &vars)
+        };
+        let buttons = vec![self.button("menu_button", ButtonAction::Menu)];
+        self.ask(text, buttons, false);
+        self.state.mode = Mode::WithVolunteer;
+    }
+}

@@ -1,0 +1,11 @@
+//! sportello: the front desk of the Segretariato Sociale Diffuso of the Distretto
+//! Sociale Est Milano. See ARCHITECTURE.md for the map of the modules.
+
+pub mod cli;
+pub mod diagnostics;
+pub mod dialogue;
+pub mod directory;
+pub mod engine;
+pub mod matching;
+pub mod text;
+pub mod yaml;
