@@ -540,20 +540,21 @@ fn parse_choice(sink: &mut Sink, node: &Node) -> Option<Choice> {
     if next.is_none() {
         sink.error_hint(fields.span, format!("choice '{id}' leads nowhere"), "add `next:` with the step that follows");
     }
-    // The label in every language, its longer words alone, and the synonyms.
-    let mut texts: Vec<String> = label.all().map(str::to_string).collect();
+    // The label in every language and the synonyms, then the label's longer words alone.
+    let mut phrases = phrases_of(label.all().map(str::to_string).chain(synonyms.iter().map(|(text, _)| text.clone())));
+    let strong = phrases.len();
     for text in label.all() {
-        texts.extend(
+        phrases.extend(
             matching::words(text)
                 .into_iter()
                 .filter(|word| word.plain.chars().count() >= 4)
-                .map(|word| word.plain),
+                .map(|word| Phrase { words: vec![word] }),
         );
     }
-    texts.extend(synonyms.iter().map(|(text, _)| text.clone()));
     Some(Choice {
         id,
-        phrases: phrases_of(texts),
+        strong,
+        phrases,
         label,
         synonyms,
         set,

@@ -224,8 +224,11 @@ pub struct Choice {
     pub label: Text,
     /// Synonyms as written, with their place, for the shared-synonym check.
     pub synonyms: Vec<(String, Span)>,
-    /// Label (every language), its long words and the synonyms, prepared for matching.
+    /// The label in every language and the synonyms, then the label's longer words
+    /// alone, prepared for matching; the first `strong` are the former.
     pub phrases: Vec<Phrase>,
+    /// How many of `phrases` are whole labels or synonyms (not single words of a label).
+    pub strong: usize,
     pub set: Vec<(String, String)>,
     pub next: Option<Target>,
     pub span: Span,

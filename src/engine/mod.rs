@@ -171,6 +171,8 @@ pub struct State {
     pub buttons: Vec<Button>,
     /// Whether an emergency was detected in this conversation.
     pub emergency: bool,
+    /// What the citizen wrote before consenting, answered at the menu once they consent.
+    pub pending: Option<String>,
 }
 
 impl State {
@@ -194,6 +196,7 @@ impl State {
             misses: 0,
             buttons: Vec::new(),
             emergency: false,
+            pending: None,
         }
     }
 }
@@ -250,6 +253,13 @@ impl<'b> Turn<'b> {
             label: self.message(key),
             action,
         }
+    }
+
+    fn consent_buttons(&self) -> Vec<Button> {
+        vec![
+            self.button("consent_accept", ButtonAction::ConsentYes),
+            self.button("consent_decline", ButtonAction::ConsentNo),
+        ]
     }
 
     fn way_out(&self) -> Vec<Button> {
@@ -326,8 +336,21 @@ impl<'b> Turn<'b> {
             return self.press(action);
         }
         match self.state.mode {
-            Mode::New => self.start(),
-            Mode::Consent | Mode::ChooseLanguage | Mode::ConfirmForget => match self.match_buttons(&words) {
+            Mode::New => {
+                self.state.pending = Some(text);
+                self.start();
+            }
+            Mode::Consent => match self.match_buttons(&words) {
+                Some(action) => self.press(action),
+                None => {
+                    // A need written before consenting is kept and answered right after it.
+                    self.state.pending = Some(text);
+                    let question = self.message("consent_ask");
+                    let buttons = self.consent_buttons();
+                    self.ask(question, buttons, false);
+                }
+            },
+            Mode::ChooseLanguage | Mode::ConfirmForget => match self.match_buttons(&words) {
                 Some(action) => self.press(action),
                 None => self.prompt(),
             },
@@ -474,6 +497,27 @@ impl<'b> Turn<'b> {
             ButtonAction::ConsentYes => {
                 self.state.consent = true;
                 self.home();
+                if let Some(pending) = self.state.pending.take()
+                    && self.state.mode == Mode::AtStep
+                {
+                    let words = matching::words(&pending);
+                    if let Some(intent) = self.find_intent(&words, false) {
+                        self.out.clear();
+                        return self.intent(intent);
+                    }
+                    let before = self.out.len();
+                    let misses = self.state.misses;
+                    let buttons = self.state.buttons.clone();
+                    self.answer(&pending, &words);
+                    if self.state.misses > misses {
+                        // Nothing matched: show the menu once, without a "not understood".
+                        self.out.truncate(before);
+                        self.state.misses = misses;
+                        self.state.buttons = buttons;
+                    } else {
+                        self.out.drain(..before);
+                    }
+                }
             }
             ButtonAction::ConsentNo => {
                 let declined = self.message("consent_declined");
@@ -509,7 +553,7 @@ impl<'b> Turn<'b> {
                 self.say(cancelled);
                 self.resume();
             }
-            ButtonAction::Choice(id) => self.choose(&id),
+            ButtonAction::Choice(id) => self.choose(&id, None),
             ButtonAction::Place(id) => match self.bundle.gazetteer.get(&id) {
                 Some(place) if self.waiting_for_place() => self.place_found(place),
                 _ => self.prompt(),
@@ -525,17 +569,37 @@ impl<'b> Turn<'b> {
         self.state.mode == Mode::AtStep && matches!(self.current_step().map(|step| &step.action), Some(Action::AskPlace { .. }))
     }
 
-    fn choose(&mut self, id: &str) {
+    /// Applies a choice of the current step. With the words of a typed answer, goes on
+    /// choosing at the following questions while the same words name one of their
+    /// choices by a whole label or synonym: "ho un problema con l'afitto" at the menu
+    /// picks "Casa" and then "Affitto", and the citizen is asked the comune at once.
+    fn choose(&mut self, id: &str, words: Option<&[matching::Word]>) {
         let Some(step) = self.current_step() else { return self.home() };
         let Action::Choices { choices, .. } = &step.action else { return self.prompt() };
-        let Some(choice) = choices.iter().find(|choice| choice.id == id) else { return self.prompt() };
-        for (name, value) in &choice.set {
-            let value = fill(value, &self.state.vars);
-            self.state.vars.insert(name.clone(), value);
+        let Some(mut choice) = choices.iter().find(|choice| choice.id == id) else { return self.prompt() };
+        for _ in 0..4 {
+            for (name, value) in &choice.set {
+                let value = fill(value, &self.state.vars);
+                self.state.vars.insert(name.clone(), value);
+            }
+            let Some(next) = &choice.next else { return self.home() };
+            let deeper = words.and_then(|words| {
+                let Action::Choices { choices, .. } = &self.bundle.step(&next.flow, &next.step)?.action else {
+                    return None;
+                };
+                let candidates = choices.iter().map(|choice| (choice, &choice.phrases[..choice.strong]));
+                match matching::best_match(words, candidates, 0.8) {
+                    Match::One(deeper) => Some(deeper),
+                    _ => None,
+                }
+            });
+            match deeper {
+                Some(deeper) => choice = deeper,
+                None => return self.enter(next),
+            }
         }
-        match &choice.next {
-            Some(next) => self.enter(next),
-            None => self.home(),
+        if let Some(next) = &choice.next {
+            self.enter(next);
         }
     }
 
@@ -551,6 +615,7 @@ impl<'b> Turn<'b> {
                     .map(|choice| (ButtonAction::Choice(choice.id.clone()), &choice.phrases[..]))
                     .chain([(ButtonAction::Menu, &menu[..]), (ButtonAction::Human, &human[..])]);
                 match matching::best_match(words, candidates, 0.7) {
+                    Match::One(ButtonAction::Choice(id)) => self.choose(&id, Some(words)),
                     Match::One(action) => self.press(action),
                     Match::Two(first, second) => {
                         let label = |action: &ButtonAction| {
@@ -677,10 +742,7 @@ impl<'b> Turn<'b> {
         match self.state.mode {
             Mode::New | Mode::Consent => {
                 let text = format!("{}\n\n{}", self.render(&self.bundle.bot.privacy), self.message("consent_ask"));
-                let buttons = vec![
-                    self.button("consent_accept", ButtonAction::ConsentYes),
-                    self.button("consent_decline", ButtonAction::ConsentNo),
-                ];
+                let buttons = self.consent_buttons();
                 self.state.mode = Mode::Consent;
                 self.ask(text, buttons, false);
             }
@@ -735,12 +797,26 @@ impl<'b> Turn<'b> {
                         action: ButtonAction::Choice(choice.id.clone()),
                     })
                     .collect();
-                let at_welcome = self.state.flow == self.bundle.bot.welcome.flow && self.state.step == self.bundle.bot.welcome.step;
+                // The way back to the menu and to a person, unless a choice already is one.
+                let welcome = &self.bundle.bot.welcome;
+                let is_welcome = |flow: &str, step: &str| flow == welcome.flow && step == welcome.step;
+                let has_menu = is_welcome(&self.state.flow, &self.state.step)
+                    || choices.iter().any(|choice| choice.next.as_ref().is_some_and(|next| is_welcome(&next.flow, &next.step)));
+                let has_human = choices.iter().any(|choice| {
+                    choice.next.as_ref().is_some_and(|next| {
+                        *next == self.bundle.bot.human
+                            || (next.flow == self.bundle.bot.human.flow && next.step == self.bundle.bot.human.step)
+                            || matches!(self.bundle.step(&next.flow, &next.step).map(|step| &step.action), Some(Action::Handover { .. }))
+                    })
+                });
                 for extra in self.way_out() {
-                    if at_welcome && extra.action == ButtonAction::Menu {
-                        continue;
+                    let redundant = match extra.action {
+                        ButtonAction::Menu => has_menu,
+                        _ => has_human,
+                    };
+                    if !redundant {
+                        buttons.push(extra);
                     }
-                    buttons.push(extra);
                 }
                 self.ask(text, buttons, false);
             }

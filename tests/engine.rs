@@ -1,0 +1,488 @@
+//! Conversations through the pure engine: a script in, the transcript out, compared to
+//! an expectation that `UPDATE_EXPECT=1 cargo test` refreshes.
+
+mod common;
+
+use expect_test::{Expect, expect};
+use sportello::dialogue::Bundle;
+use sportello::dialogue::testing::Conversation;
+use sportello::directory::Point;
+use sportello::directory::hours::rome;
+use sportello::engine::{Input, Output};
+
+/// Runs `script` (one citizen message per line; `@lat,lon` shares a location; `#photo`
+/// sends something unreadable) and compares the whole transcript.
+fn check_at(bundle: &Bundle, now: chrono::DateTime<chrono::Utc>, lang: Option<&str>, script: &str, expect: Expect) {
+    let mut conversation = Conversation::new(bundle, lang, now);
+    let mut transcript = String::new();
+    for line in script.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        let input = if let Some(point) = line.strip_prefix('@') {
+            let (lat, lon) = point.split_once(',').unwrap();
+            Input::Location(Point { lat: lat.parse().unwrap(), lon: lon.parse().unwrap() })
+        } else if line == "#photo" {
+            Input::Unsupported
+        } else if let Some(payload) = line.strip_prefix("#button ") {
+            Input::Button(payload.to_string())
+        } else {
+            Input::Text(line.to_string())
+        };
+        conversation.send(input);
+        transcript.push_str(&format!("> {line}\n{}", sportello::engine::transcript(&conversation.last)));
+    }
+    expect.assert_eq(&transcript);
+}
+
+fn check(script: &str, expect: Expect) {
+    check_at(&common::mini(), rome(2026, 3, 17, 10, 0), None, script, expect);
+}
+
+#[test]
+fn a_whole_orientation_with_typos() {
+    check(
+        "/start
+         ho un problema con l'afitto
+         si
+         Pioltelo
+         no grazie",
+        expect![[r#"
+            > /start
+            Informativa privacy: i tuoi dati restano qui.
+
+            Sei d'accordo?
+              1) Sì, accetto
+              2) No
+            > ho un problema con l'afitto
+            Sei d'accordo?
+              1) Sì, accetto
+              2) No
+            > si
+            In che comune abiti?
+              1) Pioltello
+              2) Segrate
+              3) Torna al menu
+              4) Parla con una persona
+              📍 /posizione LAT LON
+            > Pioltelo
+            Ecco dove puoi trovare aiuto vicino a te:
+
+            • Sportello casa Segrate
+              📍 Segrate, indirizzo da confermare (a 2,8 km)
+              🕘 orari da confermare
+              ✉️ casa@example.org
+
+            Per tutto il distretto:
+
+            • Ufficio di Piano
+              🌐 https://example.org
+            Posso aiutarti in altro?
+              1) Sì
+              2) No, grazie
+              3) Parla con una persona
+            > no grazie
+            Grazie, a presto!
+              1) Torna al menu
+            [conversation ended]
+        "#]],
+    );
+}
+
+#[test]
+fn buttons_by_number_and_a_place_by_cap_and_alias() {
+    check(
+        "/start
+         1
+         2
+         20054
+         1
+         3
+         milano 2",
+        expect![[r#"
+            > /start
+            Informativa privacy: i tuoi dati restano qui.
+
+            Sei d'accordo?
+              1) Sì, accetto
+              2) No
+            > 1
+            Di cosa hai bisogno?
+              1) Casa
+              2) Cibo e spesa
+              3) Parla con una persona
+            > 2
+            In che comune abiti?
+              1) Pioltello
+              2) Segrate
+              3) Torna al menu
+              4) Parla con una persona
+              📍 /posizione LAT LON
+            > 20054
+            Ecco dove puoi trovare aiuto vicino a te:
+
+            • Caritas di Pioltello
+              📍 Pioltello, Via Roma 1 (a 2,8 km)
+              🕘 chiuso ora, apre oggi alle 15:00 (15:00–18:00)
+              ☎️ 02 000
+            Posso aiutarti in altro?
+              1) Sì
+              2) No, grazie
+              3) Parla con una persona
+            > 1
+            Di cosa hai bisogno?
+              1) Casa
+              2) Cibo e spesa
+              3) Parla con una persona
+            > 3
+            Ti passo a un volontario.
+            [handover to a volunteer: need poverta.cibo, in hours]
+            Ho chiesto a un volontario di aiutarti. Ti scriverà qui, appena possibile.
+              1) Torna al menu
+            > milano 2
+            [sent to the volunteer]
+        "#]],
+    );
+}
+
+#[test]
+fn shared_location_and_emergency_in_the_middle_of_a_flow() {
+    check(
+        "/start
+         1
+         1
+         mi picchia
+         2
+         cibo
+         @45.5,9.33",
+        expect![[r#"
+            > /start
+            Informativa privacy: i tuoi dati restano qui.
+
+            Sei d'accordo?
+              1) Sì, accetto
+              2) No
+            > 1
+            Di cosa hai bisogno?
+              1) Casa
+              2) Cibo e spesa
+              3) Parla con una persona
+            > 1
+            Che aiuto cerchi per la casa?
+              1) Affitto
+              2) Bollette
+              3) Torna al menu
+              4) Parla con una persona
+            > mi picchia
+            Se sei in pericolo chiama subito il 112. Violenza: 1522.
+              1) Parla con un volontario
+              2) Torna all'inizio
+            > 2
+            Di cosa hai bisogno?
+              1) Casa
+              2) Cibo e spesa
+              3) Parla con una persona
+            > cibo
+            In che comune abiti?
+              1) Pioltello
+              2) Segrate
+              3) Torna al menu
+              4) Parla con una persona
+              📍 /posizione LAT LON
+            > @45.5,9.33
+            Ecco dove puoi trovare aiuto vicino a te:
+
+            • Caritas di Pioltello
+              📍 Pioltello, Via Roma 1 (a 0,1 km)
+              🕘 chiuso ora, apre oggi alle 15:00 (15:00–18:00)
+              ☎️ 02 000
+            Posso aiutarti in altro?
+              1) Sì
+              2) No, grazie
+              3) Parla con una persona
+        "#]],
+    );
+}
+
+#[test]
+fn free_text_that_matches_nothing_is_asked_again_then_a_person_is_offered() {
+    check(
+        "/start
+         1
+         1
+         boh
+         non so
+         ",
+        expect![[r#"
+            > /start
+            Informativa privacy: i tuoi dati restano qui.
+
+            Sei d'accordo?
+              1) Sì, accetto
+              2) No
+            > 1
+            Di cosa hai bisogno?
+              1) Casa
+              2) Cibo e spesa
+              3) Parla con una persona
+            > 1
+            Che aiuto cerchi per la casa?
+              1) Affitto
+              2) Bollette
+              3) Torna al menu
+              4) Parla con una persona
+            > boh
+            Non ho capito. Scegli un pulsante o scrivi il numero.
+            Che aiuto cerchi per la casa?
+              1) Affitto
+              2) Bollette
+              3) Torna al menu
+              4) Parla con una persona
+            > non so
+            [handover to a volunteer: need casa.affitto, in hours]
+            Ho chiesto a un volontario di aiutarti. Ti scriverà qui, appena possibile.
+              1) Torna al menu
+        "#]],
+    );
+}
+
+#[test]
+fn two_close_answers_become_two_buttons() {
+    check(
+        "/start
+         1
+         1
+         sfratto e bollette
+         2",
+        expect![[r#"
+            > /start
+            Informativa privacy: i tuoi dati restano qui.
+
+            Sei d'accordo?
+              1) Sì, accetto
+              2) No
+            > 1
+            Di cosa hai bisogno?
+              1) Casa
+              2) Cibo e spesa
+              3) Parla con una persona
+            > 1
+            Che aiuto cerchi per la casa?
+              1) Affitto
+              2) Bollette
+              3) Torna al menu
+              4) Parla con una persona
+            > sfratto e bollette
+            Intendi una di queste?
+              1) Affitto
+              2) Bollette
+              3) Torna al menu
+              4) Parla con una persona
+            > 2
+            In che comune abiti?
+              1) Pioltello
+              2) Segrate
+              3) Torna al menu
+              4) Parla con una persona
+              📍 /posizione LAT LON
+        "#]],
+    );
+}
+
+#[test]
+fn language_switch_keeps_the_place_in_the_conversation() {
+    check(
+        "/start
+         1
+         /lingua
+         English
+         /lingua
+         1",
+        expect![[r#"
+            > /start
+            Informativa privacy: i tuoi dati restano qui.
+
+            Sei d'accordo?
+              1) Sì, accetto
+              2) No
+            > 1
+            Di cosa hai bisogno?
+              1) Casa
+              2) Cibo e spesa
+              3) Parla con una persona
+            > /lingua
+            Scegli la lingua:
+              1) Italiano
+              2) English
+            > English
+            OK, let's speak English.
+            What do you need?
+              1) Housing
+              2) Food
+              3) Talk to a person
+            > /lingua
+            Choose your language:
+              1) Italiano
+              2) English
+            > 1
+            Va bene, parliamo in italiano.
+            Di cosa hai bisogno?
+              1) Casa
+              2) Cibo e spesa
+              3) Parla con una persona
+        "#]],
+    );
+}
+
+#[test]
+fn interface_language_is_proposed_at_first_contact() {
+    check_at(&common::mini(), rome(2026, 3, 17, 10, 0), Some("en-GB"), "/start\n1", expect![[r#"
+        > /start
+        Privacy notice: your data stays here.
+
+        Do you agree?
+          1) Yes, I agree
+          2) No
+        > 1
+        What do you need?
+          1) Housing
+          2) Food
+          3) Talk to a person
+    "#]]);
+}
+
+#[test]
+fn out_of_hours_handover_says_when_volunteers_are_back() {
+    check_at(&common::mini(), rome(2026, 3, 21, 20, 0), None, "/start\n1\nvorrei parlare con un operatore", expect![[r#"
+        > /start
+        Informativa privacy: i tuoi dati restano qui.
+
+        Sei d'accordo?
+          1) Sì, accetto
+          2) No
+        > 1
+        Di cosa hai bisogno?
+          1) Casa
+          2) Cibo e spesa
+          3) Parla con una persona
+        > vorrei parlare con un operatore
+        Ti passo a un volontario.
+        [handover to a volunteer: need -, out of hours]
+        Adesso i volontari non ci sono. Tornano lunedì alle 9:00. Ti scriveranno qui. Se è urgente chiama il 112.
+          1) Torna al menu
+    "#]]);
+}
+
+#[test]
+fn declined_consent_asks_nothing_personal_and_emergencies_still_work() {
+    check(
+        "/start
+         2
+         casa
+         voglio morire",
+        expect![[r#"
+            > /start
+            Informativa privacy: i tuoi dati restano qui.
+
+            Sei d'accordo?
+              1) Sì, accetto
+              2) No
+            > 2
+            Va bene. Senza il tuo consenso non posso continuare. Puoi cambiare idea quando vuoi. Se sei in pericolo chiama il 112.
+              1) Sì, accetto
+            > casa
+            Sei d'accordo?
+              1) Sì, accetto
+              2) No
+            > voglio morire
+            Se sei in pericolo chiama subito il 112. Violenza: 1522.
+              1) Parla con un volontario
+              2) Torna all'inizio
+        "#]],
+    );
+}
+
+#[test]
+fn forget_asks_first_then_erases() {
+    let bundle = common::mini();
+    let mut conversation = Conversation::new(&bundle, None, rome(2026, 3, 17, 10, 0));
+    for line in ["/start", "1", "1", "1", "Segrate", "/dimentica"] {
+        conversation.send(Input::Text(line.into()));
+    }
+    assert_eq!(conversation.state.vars.get("comune").map(String::as_str), Some("Segrate"));
+    conversation.send(Input::Text("2".into()));
+    assert!(!conversation.last.contains(&Output::Forget), "no means no");
+    conversation.send(Input::Text("/dimentica".into()));
+    conversation.send(Input::Text("1".into()));
+    assert!(conversation.last.contains(&Output::Forget));
+    assert!(conversation.state.vars.is_empty());
+    assert!(!conversation.state.consent);
+}
+
+#[test]
+fn photos_forged_buttons_and_long_or_emoji_messages_lose_nothing() {
+    check(
+        "/start
+         1
+         #photo
+         #button c:does-not-exist
+         #button c:casa
+         🙏🙏🙏",
+        expect![[r#"
+            > /start
+            Informativa privacy: i tuoi dati restano qui.
+
+            Sei d'accordo?
+              1) Sì, accetto
+              2) No
+            > 1
+            Di cosa hai bisogno?
+              1) Casa
+              2) Cibo e spesa
+              3) Parla con una persona
+            > #photo
+            Posso leggere solo messaggi scritti, i pulsanti e la posizione.
+            Di cosa hai bisogno?
+              1) Casa
+              2) Cibo e spesa
+              3) Parla con una persona
+            > #button c:does-not-exist
+            Questo pulsante è vecchio. Ecco la domanda di adesso.
+            Di cosa hai bisogno?
+              1) Casa
+              2) Cibo e spesa
+              3) Parla con una persona
+            > #button c:casa
+            Che aiuto cerchi per la casa?
+              1) Affitto
+              2) Bollette
+              3) Torna al menu
+              4) Parla con una persona
+            > 🙏🙏🙏
+            Non ho capito. Scegli un pulsante o scrivi il numero.
+            Che aiuto cerchi per la casa?
+              1) Affitto
+              2) Bollette
+              3) Torna al menu
+              4) Parla con una persona
+        "#]],
+    );
+    let bundle = common::mini();
+    let mut conversation = Conversation::new(&bundle, None, rome(2026, 3, 17, 10, 0));
+    conversation.send(Input::Text("/start".into()));
+    conversation.send(Input::Text("1".into()));
+    let before = conversation.state.clone();
+    let long = "affitto ".repeat(1250);
+    let reply = conversation.say(&long);
+    assert!(reply.contains("molto lungo"), "{reply}");
+    assert_ne!(conversation.state.step, before.step, "the beginning of a long message is still read");
+}
+
+#[test]
+fn state_round_trips_through_json() {
+    let bundle = common::mini();
+    let mut conversation = Conversation::new(&bundle, None, rome(2026, 3, 17, 10, 0));
+    for line in ["/start", "1", "1", "1"] {
+        conversation.send(Input::Text(line.into()));
+    }
+    let json = serde_json::to_string(&conversation.state).unwrap();
+    let back: sportello::engine::State = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, conversation.state);
+}
