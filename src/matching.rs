@@ -131,7 +131,18 @@ fn word_similarity(wanted: &Word, given: &Word) -> f32 {
     if edits <= tolerated_edits(wanted_length.min(given_length)) {
         return 1.0 - edits as f32 / length as f32;
     }
+    // Four letters tolerate two swapped neighbours ("sipd" for "spid"), nothing else.
+    if edits == 1 && wanted_length == 4 && given_length == 4 && is_one_swap(&wanted.plain, &given.plain) {
+        return 0.75;
+    }
     0.0
+}
+
+fn is_one_swap(first: &str, second: &str) -> bool {
+    let first: Vec<char> = first.chars().collect();
+    let second: Vec<char> = second.chars().collect();
+    let differing: Vec<usize> = (0..first.len().min(second.len())).filter(|&i| first[i] != second[i]).collect();
+    matches!(differing[..], [a, b] if b == a + 1 && first[a] == second[b] && first[b] == second[a])
 }
 
 /// How well a phrase is found in the text's words: 0 when one of its words is missing,
@@ -229,6 +240,8 @@ mod tests {
         assert_eq!(score("voglio morire", "amore"), 0.0);
         assert_eq!(score("gas", "gap"), 0.0);
         assert_eq!(score("20054", "20055"), 0.0);
+        assert!(score("spid", "mi serve lo sipd") > 0.6);
+        assert_eq!(score("spid", "spia"), 0.0);
     }
 
     #[test]

@@ -1,0 +1,151 @@
+//! What `sportello check` tells an operator about a broken dialogue folder: every
+//! problem at once, each at its file, line and column, with a hint.
+
+mod common;
+
+use common::{diagnostics_with, load_with, mini};
+use expect_test::expect;
+
+#[test]
+fn the_fixture_is_clean() {
+    let (_, diagnostics) = load_with(&[]);
+    let errors: Vec<_> = diagnostics.iter().filter(|d| d.is_error()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(mini().flow("casa").is_some());
+}
+
+#[test]
+fn a_misspelt_step_gets_a_did_you_mean() {
+    let broken = common::HOUSING.replace("next: fine", "next: fien");
+    expect![[r#"
+        directory.yaml:3:32: warning: 3 texts have no 'en' translation (the first is here) (citizens who chose this language read the Italian text instead)
+        directory.yaml:18:36: warning: the address of organisation 'sportello-segrate' in segrate is unknown (ask the organisation and write it here)
+        directory.yaml:18:49: warning: the opening hours of organisation 'sportello-segrate' in segrate are unknown (ask the organisation and write them like { mon-fri: ["09:00-12:00"] })
+        flows/casa.yaml:5:10: warning: 8 texts have no 'en' translation (the first is here) (citizens who chose this language read the Italian text instead)
+        flows/casa.yaml:20:46: error: unknown step 'fien' (did you mean 'fine'?)
+        flows/casa.yaml:23:5: warning: step 'fine' is never reached (no choice, next or goto leads here: link it or remove it)
+        flows/emergenza.yaml:5:10: warning: 3 texts have no 'en' translation (the first is here) (citizens who chose this language read the Italian text instead)
+        flows/volontario.yaml:5:10: warning: 1 text has no 'en' translation (the first is here) (citizens who chose this language read the Italian text instead)
+    "#]]
+    .assert_eq(&diagnostics_with(&[("flows/casa.yaml", &broken)]));
+}
+
+#[test]
+fn every_mistake_of_a_file_is_reported_at_once() {
+    let broken = r#"
+flow: casa
+steps:
+  - id: bisogno
+    sai: "Che aiuto cerchi?"
+    choices:
+      - { id: affitto, label: { en: "Rent" }, next: dove }
+      - { id: affitto, label: "Affitto", match: [bollette], next: dove }
+      - { id: bollette, label: "Bollette", match: [bollette], set: { need: casa.bolete }, next: dove }
+  - id: dove
+    ask_place: "Dove abiti, {nome}?"
+  - id: dove
+    say: "Ciao"
+    end: maybe
+"#;
+    expect![[r#"
+        directory.yaml:3:32: warning: 3 texts have no 'en' translation (the first is here) (citizens who chose this language read the Italian text instead)
+        directory.yaml:18:36: warning: the address of organisation 'sportello-segrate' in segrate is unknown (ask the organisation and write it here)
+        directory.yaml:18:49: warning: the opening hours of organisation 'sportello-segrate' in segrate are unknown (ask the organisation and write them like { mon-fri: ["09:00-12:00"] })
+        flows/casa.yaml:4:5: error: step 'bisogno' has choices but no question (add `say:` with the question)
+        flows/casa.yaml:5:5: error: unknown key `sai` in a step (did you mean 'say'?)
+        flows/casa.yaml:7:31: error: the label has no Italian text (add `it: "..."`)
+        flows/casa.yaml:8:31: warning: 4 texts have no 'en' translation (the first is here) (citizens who chose this language read the Italian text instead)
+        flows/casa.yaml:9:9: error: unknown need 'casa.bolete' (use a need listed in directory.yaml)
+        flows/casa.yaml:9:52: error: 'bollette' matches both choice 'affitto' and choice 'bollette' of step 'bisogno' (keep it in one choice only, so the bot knows what the citizen means)
+        flows/casa.yaml:10:5: error: step 'dove' has no way forward (add `next:` with the following step, or `end: true` to close the conversation)
+        flows/casa.yaml:11:16: error: unknown variable '{nome}' (a variable is set by a choice's `set:` or an `ask`'s `save:`)
+        flows/casa.yaml:12:5: error: there are two steps called 'dove' in flow 'casa' (give each step its own id)
+        flows/casa.yaml:12:5: error: step 'dove' has no way forward (add `next:` with the following step, or `end: true` to close the conversation)
+        flows/casa.yaml:14:10: error: end should be `true` (remove `end:` if the step does not close the conversation)
+        flows/emergenza.yaml:5:10: warning: 3 texts have no 'en' translation (the first is here) (citizens who chose this language read the Italian text instead)
+        flows/volontario.yaml:5:10: warning: 1 text has no 'en' translation (the first is here) (citizens who chose this language read the Italian text instead)
+    "#]]
+    .assert_eq(&diagnostics_with(&[("flows/casa.yaml", broken)]));
+}
+
+#[test]
+fn yaml_syntax_errors_point_at_the_place_and_explain() {
+    let broken = "flow: casa\nsteps:\n  - id: a\n    say: Attenzione: testo\n    end: true\n";
+    let text = diagnostics_with(&[("flows/casa.yaml", broken)]);
+    assert!(text.contains("flows/casa.yaml:4:"), "{text}");
+    assert!(text.contains("must be in quotes"), "{text}");
+}
+
+#[test]
+fn loops_without_a_question_and_unreachable_flows_are_found() {
+    let looping = r#"
+flow: casa
+steps:
+  - { id: uno, say: "Uno", next: due }
+  - { id: due, say: "Due", next: uno }
+"#;
+    let text = diagnostics_with(&[("flows/casa.yaml", looping)]);
+    assert!(text.contains("leads back to itself without asking anything"), "{text}");
+    let lonely = "flow: sola\nsteps:\n  - { id: a, say: \"Ciao\", end: true }\n";
+    let text = diagnostics_with(&[("flows/sola.yaml", lonely)]);
+    assert!(text.contains("flows/sola.yaml:1:1: warning: flow 'sola' is never reached"), "{text}");
+}
+
+#[test]
+fn directory_and_places_mistakes() {
+    let directory = r#"
+needs:
+  - { id: casa.affitto, label: "Affitto" }
+organisations:
+  - id: sportello
+    name: "Sportello"
+    needs: [casa.afitto]
+    contacts: { phone: null }
+    locations:
+      - { place: pioltelo, address: null, hours: { mon-fry: ["9-12"], tue: ["18:00-09:00"] }, closed: ["2026-13-01"] }
+"#;
+    let text = diagnostics_with(&[("directory.yaml", directory)]);
+    for wanted in [
+        "error: unknown need 'casa.afitto' (did you mean 'casa.affitto'?)",
+        "error: unknown place 'pioltelo' (did you mean 'pioltello'?)",
+        "warning: organisation 'sportello' has no phone, email or website",
+        "warning: the address of organisation 'sportello' in pioltelo is unknown",
+    ] {
+        assert!(text.contains(wanted), "missing {wanted:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn missing_files_and_wrong_shapes_never_panic() {
+    let (_, diagnostics) = sportello::dialogue::load_from(std::path::Path::new("empty"), Vec::new());
+    let text: String = diagnostics.iter().map(|d| format!("{d}\n")).collect();
+    assert!(text.contains("bot.yaml:1:1: error: the folder has no bot.yaml"), "{text}");
+    for weird in ["", "- 1\n- 2\n", "just text", "steps: 5", "flow: [a]\nsteps: {}", "\u{feff}flow: casa"] {
+        let _ = diagnostics_with(&[("flows/casa.yaml", weird)]);
+        let _ = diagnostics_with(&[("bot.yaml", weird)]);
+        let _ = diagnostics_with(&[("directory.yaml", weird)]);
+        let _ = diagnostics_with(&[("places.yaml", weird)]);
+        let _ = diagnostics_with(&[("tests/x.yaml", weird)]);
+    }
+}
+
+#[test]
+fn dialogue_tests_report_expected_and_actual() {
+    let test = r#"
+test: affitto
+conversation:
+  - user: /start
+  - user: "1"
+  - user: affitto
+  - bot: { contains: "comune" }
+  - user: Pioltello
+  - suggests: [caritas-pioltello]
+"#;
+    let (bundle, diagnostics) = load_with(&[("tests/affitto.yaml", test)]);
+    assert!(diagnostics.iter().all(|d| !d.is_error()), "{diagnostics:?}");
+    let failures = sportello::dialogue::testing::run_all(&bundle);
+    assert_eq!(failures.len(), 1);
+    let text = failures[0].to_string();
+    assert!(text.starts_with("tests/affitto.yaml:9:5: test 'affitto' failed"), "{text}");
+    assert!(text.contains("expected: a suggestion of 'caritas-pioltello' (suggested: sportello-segrate, ufficio-di-piano)"), "{text}");
+}
