@@ -15,7 +15,11 @@ use crate::directory::Point;
 use crate::engine::{self, Input, State};
 
 #[derive(Debug, Parser)]
-#[command(name = "sportello", version, about = "Il front desk del Segretariato Sociale Diffuso (Distretto Sociale Est Milano)")]
+#[command(
+    name = "sportello",
+    version,
+    about = "Il front desk del Segretariato Sociale Diffuso (Distretto Sociale Est Milano)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -90,21 +94,37 @@ pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SPORTELLO_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("SPORTELLO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Chat { lang, now, dialogues } => chat(&dialogues, lang.as_deref(), now),
-        Command::Check { dir, strict, format, quiet } => {
+        Command::Chat {
+            lang,
+            now,
+            dialogues,
+        } => chat(&dialogues, lang.as_deref(), now),
+        Command::Check {
+            dir,
+            strict,
+            format,
+            quiet,
+        } => {
             let dir = dir
                 .or_else(|| std::env::var_os("SPORTELLO_DIALOGUES").map(PathBuf::from))
                 .unwrap_or_else(|| PathBuf::from("dialogues"));
             return check(&dir, strict, format, quiet);
         }
-        Command::Graph { flow, format, dialogues } => graph_command(&dialogues, &flow, format),
+        Command::Graph {
+            flow,
+            format,
+            dialogues,
+        } => graph_command(&dialogues, &flow, format),
         Command::Run | Command::Report | Command::Migrate | Command::Forget => {
-            eprintln!("error: this command comes with the storage and channel work and is not in this version yet");
+            eprintln!(
+                "error: this command comes with the storage and channel work and is not in this version yet"
+            );
             return ExitCode::from(2);
         }
     };
@@ -117,13 +137,21 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn print_diagnostics(bundle: &Bundle, diagnostics: &[Diagnostic], format: CheckFormat, warnings: bool) {
+fn print_diagnostics(
+    bundle: &Bundle,
+    diagnostics: &[Diagnostic],
+    format: CheckFormat,
+    warnings: bool,
+) {
     let colour = std::io::stderr().is_terminal();
     let mut out = std::io::stdout().lock();
     for diagnostic in diagnostics.iter().filter(|d| warnings || d.is_error()) {
         let text = match format {
             CheckFormat::Short => format!("{diagnostic}\n"),
-            CheckFormat::Fancy => format!("{}\n", render_fancy(diagnostic, bundle.sources.get(&diagnostic.file), colour)),
+            CheckFormat::Fancy => format!(
+                "{}\n",
+                render_fancy(diagnostic, bundle.sources.get(&diagnostic.file), colour)
+            ),
         };
         let _ = out.write_all(text.as_bytes());
     }
@@ -131,19 +159,30 @@ fn print_diagnostics(bundle: &Bundle, diagnostics: &[Diagnostic], format: CheckF
 
 fn check(dir: &Path, strict: bool, format: CheckFormat, quiet: bool) -> ExitCode {
     if !dir.is_dir() {
-        eprintln!("error: {} is not a folder: give the dialogue folder, e.g. `sportello check dialogues`", dir.display());
+        eprintln!(
+            "error: {} is not a folder: give the dialogue folder, e.g. `sportello check dialogues`",
+            dir.display()
+        );
         return ExitCode::from(2);
     }
     let (bundle, diagnostics) = dialogue::load(dir);
     print_diagnostics(&bundle, &diagnostics, format, !quiet);
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.len() - errors;
-    let failures = if errors == 0 { testing::run_all(&bundle) } else { Vec::new() };
+    let failures = if errors == 0 {
+        testing::run_all(&bundle)
+    } else {
+        Vec::new()
+    };
     for failure in &failures {
         println!("{failure}\n");
     }
     let tests = if errors == 0 {
-        format!(", {} of {} dialogue tests passed", bundle.tests.len() - failures.len(), bundle.tests.len())
+        format!(
+            ", {} of {} dialogue tests passed",
+            bundle.tests.len() - failures.len(),
+            bundle.tests.len()
+        )
     } else {
         ", dialogue tests not run because of the errors".to_string()
     };
@@ -162,7 +201,10 @@ fn check(dir: &Path, strict: bool, format: CheckFormat, quiet: bool) -> ExitCode
 /// Loads a dialogue folder for running; errors are printed and refuse the start.
 fn load_clean(dir: &Path) -> anyhow::Result<Bundle> {
     if !dir.is_dir() {
-        anyhow::bail!("the dialogue folder {} does not exist (set SPORTELLO_DIALOGUES or --dialogues)", dir.display());
+        anyhow::bail!(
+            "the dialogue folder {} does not exist (set SPORTELLO_DIALOGUES or --dialogues)",
+            dir.display()
+        );
     }
     let (bundle, diagnostics) = dialogue::load(dir);
     let errors: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.is_error()).collect();
@@ -170,7 +212,11 @@ fn load_clean(dir: &Path) -> anyhow::Result<Bundle> {
         for error in &errors {
             eprintln!("{error}");
         }
-        anyhow::bail!("the dialogue folder has {} errors: run `sportello check {}`", errors.len(), dir.display());
+        anyhow::bail!(
+            "the dialogue folder has {} errors: run `sportello check {}`",
+            errors.len(),
+            dir.display()
+        );
     }
     Ok(bundle)
 }
@@ -179,7 +225,10 @@ fn graph_command(dir: &Path, flow: &str, format: GraphFormat) -> anyhow::Result<
     let bundle = load_clean(dir)?;
     let Some(flow) = bundle.flow(flow) else {
         let known: Vec<&str> = bundle.flows.iter().map(|flow| flow.id.as_str()).collect();
-        anyhow::bail!("there is no flow '{flow}'; the flows are: {}", known.join(", "));
+        anyhow::bail!(
+            "there is no flow '{flow}'; the flows are: {}",
+            known.join(", ")
+        );
     };
     let format = match format {
         GraphFormat::Mermaid => graph::Format::Mermaid,
@@ -216,7 +265,9 @@ fn chat(dir: &Path, lang: Option<&str>, now: Option<DateTime<Utc>>) -> anyhow::R
     let stdout = std::io::stdout();
     let clock = || now.unwrap_or_else(Utc::now);
     if interactive {
-        println!("sportello: scrivi un messaggio (un numero sceglie un pulsante; /posizione LAT LON manda la posizione; Ctrl-D per uscire)\n");
+        println!(
+            "sportello: scrivi un messaggio (un numero sceglie un pulsante; /posizione LAT LON manda la posizione; Ctrl-D per uscire)\n"
+        );
         let (next, outputs) = engine::step(&bundle, state, Input::Text("/start".into()), clock());
         state = next;
         print!("{}", engine::transcript(&outputs));
@@ -226,7 +277,10 @@ fn chat(dir: &Path, lang: Option<&str>, now: Option<DateTime<Utc>>) -> anyhow::R
     loop {
         if interactive {
             print!("> ");
-            stdout.lock().flush().context("cannot write to the terminal")?;
+            stdout
+                .lock()
+                .flush()
+                .context("cannot write to the terminal")?;
         }
         let Some(line) = lines.next() else { break };
         let line = line.context("cannot read the standard input")?;
@@ -234,7 +288,9 @@ fn chat(dir: &Path, lang: Option<&str>, now: Option<DateTime<Utc>>) -> anyhow::R
         if line.trim() == "/esci" || line.trim() == "/quit" {
             break;
         }
-        let Some(input) = terminal_input(&line) else { continue };
+        let Some(input) = terminal_input(&line) else {
+            continue;
+        };
         let (next, outputs) = engine::step(&bundle, state, input, clock());
         state = next;
         let mut out = stdout.lock();

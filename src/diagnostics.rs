@@ -92,7 +92,8 @@ pub fn did_you_mean<'k>(wrong: &str, known: impl IntoIterator<Item = &'k str>) -
     known
         .into_iter()
         .map(|candidate| {
-            let score = strsim::normalized_damerau_levenshtein(&wrong_lower, &candidate.to_lowercase());
+            let score =
+                strsim::normalized_damerau_levenshtein(&wrong_lower, &candidate.to_lowercase());
             (score, candidate)
         })
         .filter(|(score, _)| *score >= 0.6)

@@ -17,14 +17,93 @@ use unicode_normalization::UnicodeNormalization;
 /// Words that say nothing about what the citizen needs. "no", "non" and "si" are kept
 /// on purpose: they are answers.
 const STOPWORDS: &[&str] = &[
-    "a", "ad", "al", "alla", "alle", "allo", "ai", "agli", "anche", "che", "ci", "con", "da",
-    "dal", "dalla", "dei", "del", "della", "delle", "dello", "degli", "di", "e", "ed", "gli",
-    "ha", "hai", "ho", "i", "il", "in", "io", "l", "la", "le", "lo", "ma", "mi", "mio", "mia",
-    "ne", "nel", "nella", "o", "per", "piu", "po", "qui", "se", "sono", "su", "sul", "sulla",
-    "ti", "tra", "tu", "un", "una", "uno", "vorrei", "voglio", "ciao", "buongiorno",
-    "buonasera", "grazie", "prego", "perfavore", "favore", "the", "an", "of", "to", "for",
-    "and", "or", "my", "is", "please", "i", "me", "with", "hello", "hi", "want", "would",
-    "like", "need",
+    "a",
+    "ad",
+    "al",
+    "alla",
+    "alle",
+    "allo",
+    "ai",
+    "agli",
+    "anche",
+    "che",
+    "ci",
+    "con",
+    "da",
+    "dal",
+    "dalla",
+    "dei",
+    "del",
+    "della",
+    "delle",
+    "dello",
+    "degli",
+    "di",
+    "e",
+    "ed",
+    "gli",
+    "ha",
+    "hai",
+    "ho",
+    "i",
+    "il",
+    "in",
+    "io",
+    "l",
+    "la",
+    "le",
+    "lo",
+    "ma",
+    "mi",
+    "mio",
+    "mia",
+    "ne",
+    "nel",
+    "nella",
+    "o",
+    "per",
+    "piu",
+    "po",
+    "qui",
+    "se",
+    "sono",
+    "su",
+    "sul",
+    "sulla",
+    "ti",
+    "tra",
+    "tu",
+    "un",
+    "una",
+    "uno",
+    "vorrei",
+    "voglio",
+    "ciao",
+    "buongiorno",
+    "buonasera",
+    "grazie",
+    "prego",
+    "perfavore",
+    "favore",
+    "the",
+    "an",
+    "of",
+    "to",
+    "for",
+    "and",
+    "or",
+    "my",
+    "is",
+    "please",
+    "i",
+    "me",
+    "with",
+    "hello",
+    "hi",
+    "want",
+    "would",
+    "like",
+    "need",
 ];
 
 /// One word of a text: its normalised spelling and its stem.
@@ -90,13 +169,20 @@ pub fn normalise(text: &str) -> String {
 /// stopword ("no", "a me") the stopwords are kept: an answer is never empty.
 pub fn words(text: &str) -> Vec<Word> {
     let normalised = normalise(text);
-    let all: Vec<&str> = normalised.split(' ').filter(|word| !word.is_empty()).collect();
+    let all: Vec<&str> = normalised
+        .split(' ')
+        .filter(|word| !word.is_empty())
+        .collect();
     let meaningful: Vec<&str> = all
         .iter()
         .copied()
         .filter(|word| !STOPWORDS.contains(word))
         .collect();
-    let chosen = if meaningful.is_empty() { all } else { meaningful };
+    let chosen = if meaningful.is_empty() {
+        all
+    } else {
+        meaningful
+    };
     chosen
         .into_iter()
         .map(|word| Word {
@@ -124,7 +210,8 @@ fn word_similarity(wanted: &Word, given: &Word) -> f32 {
     let given_length = given.plain.chars().count();
     let length = wanted_length.max(given_length);
     // Digits never tolerate edits: "20054" is not "20055".
-    if wanted.plain.chars().any(|c| c.is_ascii_digit()) || wanted_length.abs_diff(given_length) > 2 {
+    if wanted.plain.chars().any(|c| c.is_ascii_digit()) || wanted_length.abs_diff(given_length) > 2
+    {
         return 0.0;
     }
     let edits = strsim::damerau_levenshtein(&wanted.plain, &given.plain);
@@ -132,7 +219,11 @@ fn word_similarity(wanted: &Word, given: &Word) -> f32 {
         return 1.0 - edits as f32 / length as f32;
     }
     // Four letters tolerate two swapped neighbours ("sipd" for "spid"), nothing else.
-    if edits == 1 && wanted_length == 4 && given_length == 4 && is_one_swap(&wanted.plain, &given.plain) {
+    if edits == 1
+        && wanted_length == 4
+        && given_length == 4
+        && is_one_swap(&wanted.plain, &given.plain)
+    {
         return 0.75;
     }
     0.0
@@ -141,7 +232,9 @@ fn word_similarity(wanted: &Word, given: &Word) -> f32 {
 fn is_one_swap(first: &str, second: &str) -> bool {
     let first: Vec<char> = first.chars().collect();
     let second: Vec<char> = second.chars().collect();
-    let differing: Vec<usize> = (0..first.len().min(second.len())).filter(|&i| first[i] != second[i]).collect();
+    let differing: Vec<usize> = (0..first.len().min(second.len()))
+        .filter(|&i| first[i] != second[i])
+        .collect();
     matches!(differing[..], [a, b] if b == a + 1 && first[a] == second[b] && first[b] == second[a])
 }
 

@@ -32,7 +32,10 @@ pub struct Node {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
     /// A scalar with its source text; `plain` is false when it was quoted or a block scalar.
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
 }
@@ -155,7 +158,9 @@ pub fn parse(source: &str) -> Result<Node, SyntaxError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(SyntaxError {
                         span: at,
-                        message: format!("the document is nested more than {MAX_DEPTH} levels deep"),
+                        message: format!(
+                            "the document is nested more than {MAX_DEPTH} levels deep"
+                        ),
                     });
                 }
                 stack.push(if matches!(event, Event::SequenceStart(..)) {
@@ -199,12 +204,10 @@ pub fn parse(source: &str) -> Result<Node, SyntaxError> {
             }
         }
     }
-    Ok(root
-        .filter(|node| !node.is_null())
-        .unwrap_or(Node {
-            span: Span { line: 1, col: 1 },
-            kind: Kind::Map(Vec::new()),
-        }))
+    Ok(root.filter(|node| !node.is_null()).unwrap_or(Node {
+        span: Span { line: 1, col: 1 },
+        kind: Kind::Map(Vec::new()),
+    }))
 }
 
 fn anchor_error(span: Span) -> SyntaxError {

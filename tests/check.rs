@@ -85,10 +85,16 @@ steps:
   - { id: due, say: "Due", next: uno }
 "#;
     let text = diagnostics_with(&[("flows/casa.yaml", looping)]);
-    assert!(text.contains("leads back to itself without asking anything"), "{text}");
+    assert!(
+        text.contains("leads back to itself without asking anything"),
+        "{text}"
+    );
     let lonely = "flow: sola\nsteps:\n  - { id: a, say: \"Ciao\", end: true }\n";
     let text = diagnostics_with(&[("flows/sola.yaml", lonely)]);
-    assert!(text.contains("flows/sola.yaml:1:1: warning: flow 'sola' is never reached"), "{text}");
+    assert!(
+        text.contains("flows/sola.yaml:1:1: warning: flow 'sola' is never reached"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -117,10 +123,21 @@ organisations:
 
 #[test]
 fn missing_files_and_wrong_shapes_never_panic() {
-    let (_, diagnostics) = sportello::dialogue::load_from(std::path::Path::new("empty"), Vec::new());
+    let (_, diagnostics) =
+        sportello::dialogue::load_from(std::path::Path::new("empty"), Vec::new());
     let text: String = diagnostics.iter().map(|d| format!("{d}\n")).collect();
-    assert!(text.contains("bot.yaml:1:1: error: the folder has no bot.yaml"), "{text}");
-    for weird in ["", "- 1\n- 2\n", "just text", "steps: 5", "flow: [a]\nsteps: {}", "\u{feff}flow: casa"] {
+    assert!(
+        text.contains("bot.yaml:1:1: error: the folder has no bot.yaml"),
+        "{text}"
+    );
+    for weird in [
+        "",
+        "- 1\n- 2\n",
+        "just text",
+        "steps: 5",
+        "flow: [a]\nsteps: {}",
+        "\u{feff}flow: casa",
+    ] {
         let _ = diagnostics_with(&[("flows/casa.yaml", weird)]);
         let _ = diagnostics_with(&[("bot.yaml", weird)]);
         let _ = diagnostics_with(&[("directory.yaml", weird)]);
@@ -146,6 +163,9 @@ conversation:
     let failures = sportello::dialogue::testing::run_all(&bundle);
     assert_eq!(failures.len(), 1);
     let text = failures[0].to_string();
-    assert!(text.starts_with("tests/affitto.yaml:9:5: test 'affitto' failed"), "{text}");
+    assert!(
+        text.starts_with("tests/affitto.yaml:9:5: test 'affitto' failed"),
+        "{text}"
+    );
     assert!(text.contains("expected: a suggestion of 'caritas-pioltello' (suggested: sportello-segrate, ufficio-di-piano)"), "{text}");
 }

@@ -12,13 +12,26 @@ use sportello::engine::{Input, Output};
 
 /// Runs `script` (one citizen message per line; `@lat,lon` shares a location; `#photo`
 /// sends something unreadable) and compares the whole transcript.
-fn check_at(bundle: &Bundle, now: chrono::DateTime<chrono::Utc>, lang: Option<&str>, script: &str, expect: Expect) {
+fn check_at(
+    bundle: &Bundle,
+    now: chrono::DateTime<chrono::Utc>,
+    lang: Option<&str>,
+    script: &str,
+    expect: Expect,
+) {
     let mut conversation = Conversation::new(bundle, lang, now);
     let mut transcript = String::new();
-    for line in script.lines().map(str::trim).filter(|line| !line.is_empty()) {
+    for line in script
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+    {
         let input = if let Some(point) = line.strip_prefix('@') {
             let (lat, lon) = point.split_once(',').unwrap();
-            Input::Location(Point { lat: lat.parse().unwrap(), lon: lon.parse().unwrap() })
+            Input::Location(Point {
+                lat: lat.parse().unwrap(),
+                lon: lon.parse().unwrap(),
+            })
         } else if line == "#photo" {
             Input::Unsupported
         } else if let Some(payload) = line.strip_prefix("#button ") {
@@ -27,13 +40,22 @@ fn check_at(bundle: &Bundle, now: chrono::DateTime<chrono::Utc>, lang: Option<&s
             Input::Text(line.to_string())
         };
         conversation.send(input);
-        transcript.push_str(&format!("> {line}\n{}", sportello::engine::transcript(&conversation.last)));
+        transcript.push_str(&format!(
+            "> {line}\n{}",
+            sportello::engine::transcript(&conversation.last)
+        ));
     }
     expect.assert_eq(&transcript);
 }
 
 fn check(script: &str, expect: Expect) {
-    check_at(&common::mini(), rome(2026, 3, 17, 10, 0), None, script, expect);
+    check_at(
+        &common::mini(),
+        rome(2026, 3, 17, 10, 0),
+        None,
+        script,
+        expect,
+    );
 }
 
 #[test]
@@ -333,7 +355,12 @@ fn language_switch_keeps_the_place_in_the_conversation() {
 
 #[test]
 fn interface_language_is_proposed_at_first_contact() {
-    check_at(&common::mini(), rome(2026, 3, 17, 10, 0), Some("en-GB"), "/start\n1", expect![[r#"
+    check_at(
+        &common::mini(),
+        rome(2026, 3, 17, 10, 0),
+        Some("en-GB"),
+        "/start\n1",
+        expect![[r#"
         > /start
         Privacy notice: your data stays here.
 
@@ -345,12 +372,18 @@ fn interface_language_is_proposed_at_first_contact() {
           1) Housing
           2) Food
           3) Talk to a person
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn out_of_hours_handover_says_when_volunteers_are_back() {
-    check_at(&common::mini(), rome(2026, 3, 21, 20, 0), None, "/start\n1\nvorrei parlare con un operatore", expect![[r#"
+    check_at(
+        &common::mini(),
+        rome(2026, 3, 21, 20, 0),
+        None,
+        "/start\n1\nvorrei parlare con un operatore",
+        expect![[r#"
         > /start
         Informativa privacy: i tuoi dati restano qui.
 
@@ -367,7 +400,8 @@ fn out_of_hours_handover_says_when_volunteers_are_back() {
         [handover to a volunteer: need -, out of hours]
         Adesso i volontari non ci sono. Tornano lunedì alle 9:00. Ti scriveranno qui. Se è urgente chiama il 112.
           1) Torna al menu
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
@@ -406,7 +440,10 @@ fn forget_asks_first_then_erases() {
     for line in ["/start", "1", "1", "1", "Segrate", "/dimentica"] {
         conversation.send(Input::Text(line.into()));
     }
-    assert_eq!(conversation.state.vars.get("comune").map(String::as_str), Some("Segrate"));
+    assert_eq!(
+        conversation.state.vars.get("comune").map(String::as_str),
+        Some("Segrate")
+    );
     conversation.send(Input::Text("2".into()));
     assert!(!conversation.last.contains(&Output::Forget), "no means no");
     conversation.send(Input::Text("/dimentica".into()));
@@ -472,7 +509,10 @@ fn photos_forged_buttons_and_long_or_emoji_messages_lose_nothing() {
     let long = "affitto ".repeat(1250);
     let reply = conversation.say(&long);
     assert!(reply.contains("molto lungo"), "{reply}");
-    assert_ne!(conversation.state.step, before.step, "the beginning of a long message is still read");
+    assert_ne!(
+        conversation.state.step, before.step,
+        "the beginning of a long message is still read"
+    );
 }
 
 #[test]

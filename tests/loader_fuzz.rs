@@ -27,7 +27,11 @@ fn real_files() -> Vec<(String, String)> {
     dialogue::load_sources(&dir)
         .into_iter()
         .filter_map(|(name, text)| text.ok().map(|text| (name, text)))
-        .chain(common::files(&[]).into_iter().map(|(name, text)| (name.to_string(), text.to_string())))
+        .chain(
+            common::files(&[])
+                .into_iter()
+                .map(|(name, text)| (name.to_string(), text.to_string())),
+        )
         .collect()
 }
 
@@ -42,13 +46,49 @@ enum Mutation {
 
 fn mutation() -> impl Strategy<Value = Mutation> {
     let yaml_bits = prop::sample::select(vec![
-        ":", "- ", "  ", "\t", "{", "}", "[", "]", "\"", "'", "&a ", "*a", "null", "~", "#", "\n", ">", "|", "!!str ", "? ", "%YAML 1.2\n", "---\n", "...\n", "é", "🙂", "\u{0}", "\r\n", "1e999", "-1", "{need}", "{",
+        ":",
+        "- ",
+        "  ",
+        "\t",
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"",
+        "'",
+        "&a ",
+        "*a",
+        "null",
+        "~",
+        "#",
+        "\n",
+        ">",
+        "|",
+        "!!str ",
+        "? ",
+        "%YAML 1.2\n",
+        "---\n",
+        "...\n",
+        "é",
+        "🙂",
+        "\u{0}",
+        "\r\n",
+        "1e999",
+        "-1",
+        "{need}",
+        "{",
     ]);
     prop_oneof![
         (any::<usize>(), 1usize..40).prop_map(|(at, len)| Mutation::Delete { at, len }),
-        (any::<usize>(), prop::collection::vec(yaml_bits, 1..4)).prop_map(|(at, bits)| Mutation::Insert { at, text: bits.concat() }),
+        (any::<usize>(), prop::collection::vec(yaml_bits, 1..4)).prop_map(|(at, bits)| {
+            Mutation::Insert {
+                at,
+                text: bits.concat(),
+            }
+        }),
         any::<usize>().prop_map(|line| Mutation::DuplicateLine { line }),
-        (any::<usize>(), any::<usize>()).prop_map(|(first, second)| Mutation::SwapLines { first, second }),
+        (any::<usize>(), any::<usize>())
+            .prop_map(|(first, second)| Mutation::SwapLines { first, second }),
         (any::<usize>(), 0usize..6).prop_map(|(line, by)| Mutation::Indent { line, by }),
     ]
 }
@@ -148,12 +188,20 @@ proptest! {
 
 #[test]
 fn a_billion_laughs_is_refused_quickly() {
-    let mut text = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    let mut text = String::from(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
     for level in 1..10 {
         let previous = (b'a' + level - 1) as char;
         let name = (b'a' + level) as char;
         text.push_str(&format!("{name}: &{name} [*{previous},*{previous},*{previous},*{previous},*{previous},*{previous},*{previous},*{previous},*{previous}]\n"));
     }
-    let (_, diagnostics) = dialogue::load_from(Path::new("x"), sources_from(&common::files(&[("places.yaml", &text)])));
-    assert!(diagnostics.iter().any(|d| d.message.contains("anchors")), "{diagnostics:?}");
+    let (_, diagnostics) = dialogue::load_from(
+        Path::new("x"),
+        sources_from(&common::files(&[("places.yaml", &text)])),
+    );
+    assert!(
+        diagnostics.iter().any(|d| d.message.contains("anchors")),
+        "{diagnostics:?}"
+    );
 }

@@ -31,33 +31,61 @@ pub fn check(bundle: &mut Bundle, out: &mut Vec<Diagnostic>) {
 fn duplicates(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
     let mut seen_flows: HashSet<&str> = HashSet::new();
     for flow in &bundle.flows {
-        let mut sink = Sink { file: &flow.file, out };
+        let mut sink = Sink {
+            file: &flow.file,
+            out,
+        };
         if !seen_flows.insert(&flow.id) {
-            sink.error(flow.span, format!("there are two flows called '{}'", flow.id));
+            sink.error(
+                flow.span,
+                format!("there are two flows called '{}'", flow.id),
+            );
         }
         let mut seen_steps: HashSet<&str> = HashSet::new();
         for step in &flow.steps {
             if !seen_steps.insert(&step.id) {
-                sink.error_hint(step.span, format!("there are two steps called '{}' in flow '{}'", step.id, flow.id), "give each step its own id");
+                sink.error_hint(
+                    step.span,
+                    format!(
+                        "there are two steps called '{}' in flow '{}'",
+                        step.id, flow.id
+                    ),
+                    "give each step its own id",
+                );
             }
             if let Action::Choices { choices, .. } = &step.action {
                 let mut seen_choices: HashSet<&str> = HashSet::new();
                 for choice in choices {
                     if !seen_choices.insert(&choice.id) {
-                        sink.error(choice.span, format!("there are two choices called '{}' in step '{}'", choice.id, step.id));
+                        sink.error(
+                            choice.span,
+                            format!(
+                                "there are two choices called '{}' in step '{}'",
+                                choice.id, step.id
+                            ),
+                        );
                     }
                 }
             }
         }
     }
-    let mut sink = Sink { file: "bot.yaml", out };
+    let mut sink = Sink {
+        file: "bot.yaml",
+        out,
+    };
     let mut seen: HashSet<&str> = HashSet::new();
     for intent in &bundle.bot.intents {
         if !seen.insert(&intent.id) {
-            sink.error(intent.span, format!("there are two intents called '{}'", intent.id));
+            sink.error(
+                intent.span,
+                format!("there are two intents called '{}'", intent.id),
+            );
         }
     }
-    let mut sink = Sink { file: "directory.yaml", out };
+    let mut sink = Sink {
+        file: "directory.yaml",
+        out,
+    };
     let mut seen: HashSet<&str> = HashSet::new();
     for need in &bundle.directory.needs {
         if !seen.insert(&need.id) {
@@ -67,24 +95,44 @@ fn duplicates(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
     let mut seen: HashSet<&str> = HashSet::new();
     for organisation in &bundle.directory.organisations {
         if !seen.insert(&organisation.id) {
-            sink.error(organisation.span, format!("there are two organisations called '{}'", organisation.id));
+            sink.error(
+                organisation.span,
+                format!("there are two organisations called '{}'", organisation.id),
+            );
         }
     }
-    let mut sink = Sink { file: "places.yaml", out };
+    let mut sink = Sink {
+        file: "places.yaml",
+        out,
+    };
     let mut seen: HashSet<&str> = HashSet::new();
     for place in &bundle.gazetteer.places {
         if !seen.insert(&place.id) {
-            sink.error(place.span, format!("there are two places called '{}'", place.id));
+            sink.error(
+                place.span,
+                format!("there are two places called '{}'", place.id),
+            );
         }
         if let Some(of) = &place.of {
             match bundle.gazetteer.get(of) {
                 None => {
-                    let hint = did_you_mean(of, bundle.gazetteer.places.iter().map(|p| p.id.as_str()))
-                        .unwrap_or_else(|| "use the id of a comune".into());
-                    sink.error_hint(place.span, format!("place '{}' is of '{of}', which is not in places.yaml", place.id), hint);
+                    let hint =
+                        did_you_mean(of, bundle.gazetteer.places.iter().map(|p| p.id.as_str()))
+                            .unwrap_or_else(|| "use the id of a comune".into());
+                    sink.error_hint(
+                        place.span,
+                        format!(
+                            "place '{}' is of '{of}', which is not in places.yaml",
+                            place.id
+                        ),
+                        hint,
+                    );
                 }
                 Some(parent) if parent.of.is_some() => {
-                    sink.error(place.span, format!("place '{}' is of '{of}', which is not a comune", place.id));
+                    sink.error(
+                        place.span,
+                        format!("place '{}' is of '{of}', which is not a comune", place.id),
+                    );
                 }
                 Some(_) => {}
             }
@@ -101,7 +149,10 @@ fn resolve(bundle: &Bundle, current: Option<&Flow>, target: &mut Target, sink: &
                 format!("unknown flow '{flow_id}'"),
                 did_you_mean(flow_id, bundle.flows.iter().map(|flow| flow.id.as_str())),
             )),
-            Some(flow) if step_id.is_empty() => flow.first_step().map(|step| (flow, step)).ok_or((format!("flow '{flow_id}' has no steps"), None)),
+            Some(flow) if step_id.is_empty() => flow
+                .first_step()
+                .map(|step| (flow, step))
+                .ok_or((format!("flow '{flow_id}' has no steps"), None)),
             Some(flow) => flow.step(step_id).map(|step| (flow, step)).ok_or_else(|| {
                 (
                     format!("unknown step '{step_id}' in flow '{flow_id}'"),
@@ -111,9 +162,14 @@ fn resolve(bundle: &Bundle, current: Option<&Flow>, target: &mut Target, sink: &
         },
         None => {
             let in_current = current.and_then(|flow| flow.step(raw).map(|step| (flow, step)));
-            let as_flow = || bundle.flow(raw).and_then(|flow| flow.first_step().map(|step| (flow, step)));
+            let as_flow = || {
+                bundle
+                    .flow(raw)
+                    .and_then(|flow| flow.first_step().map(|step| (flow, step)))
+            };
             in_current.or_else(as_flow).ok_or_else(|| {
-                let mut names: Vec<&str> = bundle.flows.iter().map(|flow| flow.id.as_str()).collect();
+                let mut names: Vec<&str> =
+                    bundle.flows.iter().map(|flow| flow.id.as_str()).collect();
                 if let Some(flow) = current {
                     names.extend(flow.steps.iter().map(|step| step.id.as_str()));
                 }
@@ -181,9 +237,15 @@ pub fn targets_of_step(step: &Step) -> Vec<&Target> {
 
 fn resolve_all(bundle: &mut Bundle, out: &mut Vec<Diagnostic>) {
     let snapshot = bundle.clone();
-    let mut sink = Sink { file: "bot.yaml", out };
+    let mut sink = Sink {
+        file: "bot.yaml",
+        out,
+    };
     resolve(&snapshot, None, &mut bundle.bot.welcome, &mut sink);
-    if bundle.bot.welcome.step.is_empty() && bundle.bot.welcome.raw.is_empty() && snapshot.sources.contains_key("bot.yaml") {
+    if bundle.bot.welcome.step.is_empty()
+        && bundle.bot.welcome.raw.is_empty()
+        && snapshot.sources.contains_key("bot.yaml")
+    {
         // Reported as missing by the loader already.
     }
     if snapshot.flow(&bundle.bot.human.raw).is_some() || bundle.bot.human.raw.contains('.') {
@@ -198,7 +260,10 @@ fn resolve_all(bundle: &mut Bundle, out: &mut Vec<Diagnostic>) {
     }
     for flow in &mut bundle.flows {
         let current = snapshot.flow(&flow.id);
-        let mut sink = Sink { file: &flow.file, out };
+        let mut sink = Sink {
+            file: &flow.file,
+            out,
+        };
         for step in &mut flow.steps {
             for target in targets_of_step_mut(step) {
                 resolve(&snapshot, current, target, &mut sink);
@@ -222,7 +287,9 @@ fn reachability(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
         if !reached.insert(position.clone()) {
             continue;
         }
-        let Some(step) = bundle.step(&position.0, &position.1) else { continue };
+        let Some(step) = bundle.step(&position.0, &position.1) else {
+            continue;
+        };
         for target in targets_of_step(step) {
             if !target.step.is_empty() {
                 queue.push((target.flow.clone(), target.step.clone()));
@@ -233,36 +300,58 @@ fn reachability(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
         return; // Nothing is reachable without a welcome; that error is reported already.
     }
     for flow in &bundle.flows {
-        let mut sink = Sink { file: &flow.file, out };
+        let mut sink = Sink {
+            file: &flow.file,
+            out,
+        };
         let unreached: Vec<&Step> = flow
             .steps
             .iter()
             .filter(|step| !reached.contains(&(flow.id.clone(), step.id.clone())))
             .collect();
         if unreached.len() == flow.steps.len() && !flow.steps.is_empty() {
-            sink.warning_hint(flow.span, format!("flow '{}' is never reached", flow.id), "add a choice or an intent that leads to it");
+            sink.warning_hint(
+                flow.span,
+                format!("flow '{}' is never reached", flow.id),
+                "add a choice or an intent that leads to it",
+            );
             continue;
         }
         for step in unreached {
-            sink.warning_hint(step.span, format!("step '{}' is never reached", step.id), "no choice, next or goto leads here: link it or remove it");
+            sink.warning_hint(
+                step.span,
+                format!("step '{}' is never reached", step.id),
+                "no choice, next or goto leads here: link it or remove it",
+            );
         }
     }
 }
 
 /// Steps that go on without waiting for the citizen: a cycle of them never stops.
 fn loops_without_questions(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
-    let automatic = |step: &Step| matches!(step.action, Action::Message | Action::Suggest { .. } | Action::Goto(_) | Action::Branch { .. });
+    let automatic = |step: &Step| {
+        matches!(
+            step.action,
+            Action::Message | Action::Suggest { .. } | Action::Goto(_) | Action::Branch { .. }
+        )
+    };
     let mut reported: HashSet<(String, String)> = HashSet::new();
     for flow in &bundle.flows {
         for start in flow.steps.iter().filter(|step| automatic(step)) {
             // Depth-first search over automatic steps from `start`, looking for `start` again.
             let origin = (flow.id.clone(), start.id.clone());
-            let mut stack: Vec<(String, String)> = targets_of_step(start).into_iter().map(|t| (t.flow.clone(), t.step.clone())).collect();
+            let mut stack: Vec<(String, String)> = targets_of_step(start)
+                .into_iter()
+                .map(|t| (t.flow.clone(), t.step.clone()))
+                .collect();
             let mut seen: HashSet<(String, String)> = HashSet::new();
             while let Some(position) = stack.pop() {
                 if position == origin {
                     if reported.insert(origin.clone()) {
-                        let mut sink = Sink { file: &flow.file, out };
+                        let mut sink = Sink {
+                            file: &flow.file,
+                            out,
+                        };
                         sink.error_hint(
                             start.span,
                             format!("step '{}' leads back to itself without asking anything", start.id),
@@ -277,30 +366,56 @@ fn loops_without_questions(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
                 if let Some(step) = bundle.step(&position.0, &position.1)
                     && automatic(step)
                 {
-                    stack.extend(targets_of_step(step).into_iter().map(|t| (t.flow.clone(), t.step.clone())));
+                    stack.extend(
+                        targets_of_step(step)
+                            .into_iter()
+                            .map(|t| (t.flow.clone(), t.step.clone())),
+                    );
                 }
             }
         }
-        let mut sink = Sink { file: &flow.file, out };
+        let mut sink = Sink {
+            file: &flow.file,
+            out,
+        };
         for step in &flow.steps {
-            let needs_next = matches!(step.action, Action::Message | Action::Ask { .. } | Action::AskPlace { .. } | Action::Suggest { .. });
+            let needs_next = matches!(
+                step.action,
+                Action::Message
+                    | Action::Ask { .. }
+                    | Action::AskPlace { .. }
+                    | Action::Suggest { .. }
+            );
             if needs_next && step.next.is_none() {
-                sink.error_hint(step.span, format!("step '{}' has no way forward", step.id), "add `next:` with the following step, or `end: true` to close the conversation");
+                sink.error_hint(
+                    step.span,
+                    format!("step '{}' has no way forward", step.id),
+                    "add `next:` with the following step, or `end: true` to close the conversation",
+                );
             }
         }
     }
 }
 
 fn needs_and_variables(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
-    let needs: Vec<&str> = bundle.directory.needs.iter().map(|need| need.id.as_str()).collect();
+    let needs: Vec<&str> = bundle
+        .directory
+        .needs
+        .iter()
+        .map(|need| need.id.as_str())
+        .collect();
     let check_need = |sink: &mut Sink, need: &str, span: Span| {
         if need.is_empty() || need.contains('{') || needs.is_empty() || needs.contains(&need) {
             return;
         }
-        let hint = did_you_mean(need, needs.iter().copied()).unwrap_or_else(|| "use a need listed in directory.yaml".into());
+        let hint = did_you_mean(need, needs.iter().copied())
+            .unwrap_or_else(|| "use a need listed in directory.yaml".into());
         sink.error_hint(span, format!("unknown need '{need}'"), hint);
     };
-    let mut known: BTreeSet<String> = BUILTIN_VARIABLES.iter().map(|name| name.to_string()).collect();
+    let mut known: BTreeSet<String> = BUILTIN_VARIABLES
+        .iter()
+        .map(|name| name.to_string())
+        .collect();
     for flow in &bundle.flows {
         for step in &flow.steps {
             match &step.action {
@@ -308,7 +423,11 @@ fn needs_and_variables(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
                     known.insert(save.clone());
                 }
                 Action::Choices { choices, .. } => {
-                    known.extend(choices.iter().flat_map(|choice| choice.set.iter().map(|(name, _)| name.clone())));
+                    known.extend(
+                        choices
+                            .iter()
+                            .flat_map(|choice| choice.set.iter().map(|(name, _)| name.clone())),
+                    );
                 }
                 _ => {}
             }
@@ -317,14 +436,19 @@ fn needs_and_variables(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
     let check_text = |sink: &mut Sink, text: &str, span: Span| {
         for name in placeholders(text) {
             if !known.contains(&name) {
-                let hint = did_you_mean(&name, known.iter().map(String::as_str))
-                    .unwrap_or_else(|| "a variable is set by a choice's `set:` or an `ask`'s `save:`".into());
+                let hint =
+                    did_you_mean(&name, known.iter().map(String::as_str)).unwrap_or_else(|| {
+                        "a variable is set by a choice's `set:` or an `ask`'s `save:`".into()
+                    });
                 sink.error_hint(span, format!("unknown variable '{{{name}}}'"), hint);
             }
         }
     };
     for flow in &bundle.flows {
-        let mut sink = Sink { file: &flow.file, out };
+        let mut sink = Sink {
+            file: &flow.file,
+            out,
+        };
         for step in &flow.steps {
             for text in step_texts(step) {
                 for value in text.all() {
@@ -353,7 +477,10 @@ fn needs_and_variables(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
                 Action::Branch { arms, .. } => {
                     for (condition, _) in arms {
                         if !known.contains(&condition.var) {
-                            sink.error(condition.span, format!("unknown variable '{}'", condition.var));
+                            sink.error(
+                                condition.span,
+                                format!("unknown variable '{}'", condition.var),
+                            );
                         }
                     }
                 }
@@ -361,7 +488,10 @@ fn needs_and_variables(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
             }
         }
     }
-    let mut sink = Sink { file: "directory.yaml", out };
+    let mut sink = Sink {
+        file: "directory.yaml",
+        out,
+    };
     for organisation in &bundle.directory.organisations {
         for need in &organisation.needs {
             check_need(&mut sink, need, organisation.span);
@@ -382,17 +512,34 @@ pub fn step_texts(step: &Step) -> Vec<&Text> {
 
 fn shared_synonyms(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
     for flow in &bundle.flows {
-        let mut sink = Sink { file: &flow.file, out };
+        let mut sink = Sink {
+            file: &flow.file,
+            out,
+        };
         for step in &flow.steps {
-            let Action::Choices { choices, .. } = &step.action else { continue };
+            let Action::Choices { choices, .. } = &step.action else {
+                continue;
+            };
             let mut owner: BTreeMap<String, &str> = BTreeMap::new();
             for choice in choices {
                 let mut own: Vec<(String, Span, String)> = choice
                     .synonyms
                     .iter()
-                    .map(|(text, span)| (crate::matching::Phrase::new(text).key(), *span, text.clone()))
+                    .map(|(text, span)| {
+                        (
+                            crate::matching::Phrase::new(text).key(),
+                            *span,
+                            text.clone(),
+                        )
+                    })
                     .collect();
-                own.extend(choice.label.all().map(|text| (crate::matching::Phrase::new(text).key(), choice.label.span, text.to_string())));
+                own.extend(choice.label.all().map(|text| {
+                    (
+                        crate::matching::Phrase::new(text).key(),
+                        choice.label.span,
+                        text.to_string(),
+                    )
+                }));
                 let mut within: HashSet<String> = HashSet::new();
                 for (key, span, text) in own {
                     if key.is_empty() || !within.insert(key.clone()) {
@@ -432,7 +579,10 @@ fn translations_and_limits(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
         }
     };
     for flow in &bundle.flows {
-        let mut sink = Sink { file: &flow.file, out };
+        let mut sink = Sink {
+            file: &flow.file,
+            out,
+        };
         for text in flow.title.iter() {
             note(&flow.file, text);
         }
@@ -441,7 +591,11 @@ fn translations_and_limits(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
                 note(&flow.file, text);
                 for value in text.all() {
                     if value.chars().count() > MAX_MESSAGE_CHARS {
-                        sink.error_hint(text.span, format!("this text is longer than {MAX_MESSAGE_CHARS} characters"), "Telegram refuses it: split it into two steps");
+                        sink.error_hint(
+                            text.span,
+                            format!("this text is longer than {MAX_MESSAGE_CHARS} characters"),
+                            "Telegram refuses it: split it into two steps",
+                        );
                     }
                 }
             }
@@ -467,32 +621,56 @@ fn translations_and_limits(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
     for (file, by_lang) in missing {
         let mut sink = Sink { file: &file, out };
         for (lang, (count, span)) in by_lang {
-            let texts = if count == 1 { "1 text has".to_string() } else { format!("{count} texts have") };
-            sink.warning_hint(span, format!("{texts} no '{lang}' translation (the first is here)"), "citizens who chose this language read the Italian text instead");
+            let texts = if count == 1 {
+                "1 text has".to_string()
+            } else {
+                format!("{count} texts have")
+            };
+            sink.warning_hint(
+                span,
+                format!("{texts} no '{lang}' translation (the first is here)"),
+                "citizens who chose this language read the Italian text instead",
+            );
         }
     }
 }
 
 fn tests_refer_to_known_things(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
     for test in &bundle.tests {
-        let mut sink = Sink { file: &test.file, out };
+        let mut sink = Sink {
+            file: &test.file,
+            out,
+        };
         if let Some(lang) = &test.lang
             && !bundle.bot.languages.contains(lang)
         {
-            sink.warning(test.span, format!("the bot does not speak '{lang}': the test starts in Italian"));
+            sink.warning(
+                test.span,
+                format!("the bot does not speak '{lang}': the test starts in Italian"),
+            );
         }
         for item in &test.items {
             match item {
                 TestItem::Suggests(ids, span) => {
                     for id in ids {
                         if bundle.directory.organisation(id).is_none() {
-                            let hint = did_you_mean(id, bundle.directory.organisations.iter().map(|org| org.id.as_str()))
-                                .unwrap_or_else(|| "use an organisation id from directory.yaml".into());
+                            let hint = did_you_mean(
+                                id,
+                                bundle
+                                    .directory
+                                    .organisations
+                                    .iter()
+                                    .map(|org| org.id.as_str()),
+                            )
+                            .unwrap_or_else(|| "use an organisation id from directory.yaml".into());
                             sink.error_hint(*span, format!("unknown organisation '{id}'"), hint);
                         }
                     }
                 }
-                TestItem::Handover(Some(need), span) if bundle.directory.need(need).is_none() && !bundle.directory.needs.is_empty() => {
+                TestItem::Handover(Some(need), span)
+                    if bundle.directory.need(need).is_none()
+                        && !bundle.directory.needs.is_empty() =>
+                {
                     sink.error(*span, format!("unknown need '{need}'"));
                 }
                 _ => {}

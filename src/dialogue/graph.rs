@@ -19,14 +19,22 @@ fn node_id(flow: &Flow, target: &Target) -> String {
 }
 
 fn sanitize(id: &str) -> String {
-    id.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+    id.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }
 
 fn quote(text: &str, format: Format) -> String {
     let short: String = text.chars().take(40).collect();
-    let short = if text.chars().count() > 40 { format!("{short}…") } else { short };
+    let short = if text.chars().count() > 40 {
+        format!("{short}…")
+    } else {
+        short
+    };
     match format {
-        Format::Mermaid => short.replace('"', "'").replace(['[', ']', '{', '}', '(', ')', '|'], " "),
+        Format::Mermaid => short
+            .replace('"', "'")
+            .replace(['[', ']', '{', '}', '(', ')', '|'], " "),
         Format::Dot => short.replace('\\', "\\\\").replace('"', "\\\""),
     }
 }
@@ -39,7 +47,10 @@ pub fn render(flow: &Flow, format: Format) -> String {
     let mut external: Vec<(String, String)> = Vec::new();
     match format {
         Format::Mermaid => out.push_str("flowchart TD\n"),
-        Format::Dot => out.push_str(&format!("digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, style=rounded];\n", quote(&flow.id, format))),
+        Format::Dot => out.push_str(&format!(
+            "digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, style=rounded];\n",
+            quote(&flow.id, format)
+        )),
     }
     for step in &flow.steps {
         let id = sanitize(&step.id);
@@ -48,8 +59,12 @@ pub fn render(flow: &Flow, format: Format) -> String {
             (Action::Handover { .. }, Format::Mermaid) => format!("  {id}{{{{\"👤 {label}\"}}}}\n"),
             (Action::End, Format::Mermaid) => format!("  {id}([\"■ {label}\"])\n"),
             (_, Format::Mermaid) => format!("  {id}[\"{label}\"]\n"),
-            (Action::Handover { .. }, Format::Dot) => format!("  {id} [label=\"👤 {label}\", shape=hexagon];\n"),
-            (Action::End, Format::Dot) => format!("  {id} [label=\"■ {label}\", shape=doublecircle];\n"),
+            (Action::Handover { .. }, Format::Dot) => {
+                format!("  {id} [label=\"👤 {label}\", shape=hexagon];\n")
+            }
+            (Action::End, Format::Dot) => {
+                format!("  {id} [label=\"■ {label}\", shape=doublecircle];\n")
+            }
             (_, Format::Dot) => format!("  {id} [label=\"{label}\"];\n"),
         };
         out.push_str(&line);
@@ -67,7 +82,12 @@ pub fn render(flow: &Flow, format: Format) -> String {
             Action::Choices { choices, otherwise } => {
                 for choice in choices {
                     if let Some(next) = &choice.next {
-                        let label = choice.label.by_lang.get(ITALIAN).cloned().unwrap_or_else(|| choice.id.clone());
+                        let label = choice
+                            .label
+                            .by_lang
+                            .get(ITALIAN)
+                            .cloned()
+                            .unwrap_or_else(|| choice.id.clone());
                         push_edge(next, Some(label));
                     }
                 }
@@ -103,9 +123,15 @@ pub fn render(flow: &Flow, format: Format) -> String {
     }
     for (from, to, label) in edges {
         match (format, label) {
-            (Format::Mermaid, Some(label)) => out.push_str(&format!("  {from} -->|\"{}\"| {to}\n", quote(&label, format))),
+            (Format::Mermaid, Some(label)) => out.push_str(&format!(
+                "  {from} -->|\"{}\"| {to}\n",
+                quote(&label, format)
+            )),
             (Format::Mermaid, None) => out.push_str(&format!("  {from} --> {to}\n")),
-            (Format::Dot, Some(label)) => out.push_str(&format!("  {from} -> {to} [label=\"{}\"];\n", quote(&label, format))),
+            (Format::Dot, Some(label)) => out.push_str(&format!(
+                "  {from} -> {to} [label=\"{}\"];\n",
+                quote(&label, format)
+            )),
             (Format::Dot, None) => out.push_str(&format!("  {from} -> {to};\n")),
         }
     }

@@ -8,10 +8,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::read::{self, Fields, fields};
-use super::{Action, Bot, Bundle, Choice, Condition, DialogueTest, Flow, Intent, Step, Target, TestItem};
+use super::{
+    Action, Bot, Bundle, Choice, Condition, DialogueTest, Flow, Intent, Step, Target, TestItem,
+};
 use crate::diagnostics::{Diagnostic, Sink};
 use crate::directory::hours::{self, Schedule};
-use crate::directory::{Contacts, Directory, Gazetteer, Location, Need, Organisation, Place, PlaceKind, Point};
+use crate::directory::{
+    Contacts, Directory, Gazetteer, Location, Need, Organisation, Place, PlaceKind, Point,
+};
 use crate::matching::{self, Phrase};
 use crate::yaml::{self, Node, Span};
 
@@ -43,9 +47,13 @@ pub fn load_sources(dir: &Path) -> Vec<(String, Result<String, String>)> {
 }
 
 fn read_file(path: &Path) -> Result<String, String> {
-    let metadata = std::fs::metadata(path).map_err(|error| format!("cannot read the file: {error}"))?;
+    let metadata =
+        std::fs::metadata(path).map_err(|error| format!("cannot read the file: {error}"))?;
     if metadata.len() > yaml::MAX_BYTES as u64 {
-        return Err(format!("the file is larger than {} MiB", yaml::MAX_BYTES / 1024 / 1024));
+        return Err(format!(
+            "the file is larger than {} MiB",
+            yaml::MAX_BYTES / 1024 / 1024
+        ));
     }
     let bytes = std::fs::read(path).map_err(|error| format!("cannot read the file: {error}"))?;
     String::from_utf8(bytes).map_err(|_| "the file is not UTF-8 text: save it as UTF-8".to_string())
@@ -74,14 +82,23 @@ pub fn parse_all(
                     Ok(tree) => trees.push((file.clone(), tree)),
                     Err(error) => {
                         let hint = syntax_hint(&error.message);
-                        sink.error_hint(error.span, format!("this is not valid YAML: {}", error.message), hint)
+                        sink.error_hint(
+                            error.span,
+                            format!("this is not valid YAML: {}", error.message),
+                            hint,
+                        )
                     }
                 }
                 bundle.sources.insert(file.clone(), Arc::from(text));
             }
         }
     }
-    let find = |name: &str| trees.iter().find(|(file, _)| file == name).map(|(_, tree)| tree);
+    let find = |name: &str| {
+        trees
+            .iter()
+            .find(|(file, _)| file == name)
+            .map(|(_, tree)| tree)
+    };
     match find("bot.yaml") {
         Some(tree) => bundle.bot = parse_bot(&mut sink_for("bot.yaml", diagnostics), tree),
         None if !bundle.sources.contains_key("bot.yaml") => diagnostics.push(missing_file(
@@ -92,15 +109,26 @@ pub fn parse_all(
         None => {}
     }
     match find("places.yaml") {
-        Some(tree) => bundle.gazetteer = parse_places(&mut sink_for("places.yaml", diagnostics), tree),
-        None => diagnostics.push(warning_file("places.yaml", "there is no places.yaml: the bot cannot understand where citizens live")),
+        Some(tree) => {
+            bundle.gazetteer = parse_places(&mut sink_for("places.yaml", diagnostics), tree)
+        }
+        None => diagnostics.push(warning_file(
+            "places.yaml",
+            "there is no places.yaml: the bot cannot understand where citizens live",
+        )),
     }
     match find("directory.yaml") {
         Some(tree) => {
-            bundle.directory =
-                parse_directory(&mut sink_for("directory.yaml", diagnostics), tree, &bundle.gazetteer)
+            bundle.directory = parse_directory(
+                &mut sink_for("directory.yaml", diagnostics),
+                tree,
+                &bundle.gazetteer,
+            )
         }
-        None => diagnostics.push(warning_file("directory.yaml", "there is no directory.yaml: the bot cannot suggest any place")),
+        None => diagnostics.push(warning_file(
+            "directory.yaml",
+            "there is no directory.yaml: the bot cannot suggest any place",
+        )),
     }
     for (file, tree) in &trees {
         if file.starts_with("flows/") {
@@ -113,8 +141,17 @@ pub fn parse_all(
             bundle.tests.push(test);
         }
     }
-    if bundle.flows.is_empty() && bundle.sources.keys().all(|file| !file.starts_with("flows/")) {
-        diagnostics.push(missing_file("flows", "there is no flow", "write flows in flows/NAME.yaml"));
+    if bundle.flows.is_empty()
+        && bundle
+            .sources
+            .keys()
+            .all(|file| !file.starts_with("flows/"))
+    {
+        diagnostics.push(missing_file(
+            "flows",
+            "there is no flow",
+            "write flows in flows/NAME.yaml",
+        ));
     }
     bundle
 }
@@ -125,7 +162,10 @@ fn syntax_hint(message: &str) -> &'static str {
         "a text that contains ': ' must be in quotes: write key: \"text: more text\""
     } else if message.contains("tab") {
         "indent with spaces, not tabs"
-    } else if message.contains("did not find expected") || message.contains("unclosed") || message.contains("end of stream") {
+    } else if message.contains("did not find expected")
+        || message.contains("unclosed")
+        || message.contains("end of stream")
+    {
         "a quote or a bracket is not closed"
     } else {
         "check the indentation (spaces, not tabs) and that quotes and brackets are closed"
@@ -170,7 +210,9 @@ fn flow_target(sink: &mut Sink, node: &Node, what: &str) -> Option<Target> {
     let fields = fields(sink, node, what, &["flow", "step"])?;
     let flow_node = fields.require(sink, "flow", what)?;
     let flow = read::string(sink, flow_node, "the flow")?;
-    let step = fields.get("step").and_then(|step| read::string(sink, step, "the step"));
+    let step = fields
+        .get("step")
+        .and_then(|step| read::string(sink, step, "the step"));
     Some(Target {
         raw: match step {
             Some(step) => format!("{flow}.{step}"),
@@ -195,14 +237,26 @@ fn parse_bot(sink: &mut Sink, tree: &Node) -> Bot {
         sink,
         tree,
         "bot.yaml",
-        &["languages", "welcome", "privacy", "intents", "human", "volunteers", "messages"],
+        &[
+            "languages",
+            "welcome",
+            "privacy",
+            "intents",
+            "human",
+            "volunteers",
+            "messages",
+        ],
     ) else {
         return bot;
     };
     if let Some(node) = top.require(sink, "languages", "bot.yaml") {
         let languages = read::strings(sink, node, "languages");
         if languages.first().map(|(lang, _)| lang.as_str()) != Some("it") {
-            sink.error_hint(node.span, "the first language must be Italian", "write languages: [it, en, ...]");
+            sink.error_hint(
+                node.span,
+                "the first language must be Italian",
+                "write languages: [it, en, ...]",
+            );
         }
         bot.languages = languages.into_iter().map(|(lang, _)| lang).collect();
         if !bot.languages.iter().any(|lang| lang == "it") {
@@ -231,7 +285,8 @@ fn parse_bot(sink: &mut Sink, tree: &Node) -> Bot {
         }
     }
     if let Some(node) = top.get("volunteers")
-        && let Some(volunteers) = fields(sink, node, "volunteers", &["hours", "wait_before_reminder"])
+        && let Some(volunteers) =
+            fields(sink, node, "volunteers", &["hours", "wait_before_reminder"])
     {
         if let Some(hours) = volunteers.get("hours") {
             bot.volunteer_hours = schedule(sink, hours).unwrap_or_default();
@@ -239,7 +294,11 @@ fn parse_bot(sink: &mut Sink, tree: &Node) -> Bot {
         if let Some(wait) = volunteers.get("wait_before_reminder") {
             match read::string(sink, wait, "wait_before_reminder").and_then(|text| minutes(&text)) {
                 Some(minutes) => bot.wait_before_reminder_minutes = minutes,
-                None => sink.error_hint(wait.span, "wait_before_reminder is not a duration", "write minutes like 10m or hours like 1h"),
+                None => sink.error_hint(
+                    wait.span,
+                    "wait_before_reminder is not a duration",
+                    "write minutes like 10m or hours like 1h",
+                ),
             }
         }
     }
@@ -252,8 +311,11 @@ fn parse_bot(sink: &mut Sink, tree: &Node) -> Bot {
                 continue;
             };
             if !bot.messages.set(name, text) {
-                let hint = crate::diagnostics::did_you_mean(name, super::messages::Messages::keys())
-                    .unwrap_or_else(|| "see dialogues/README.md for the list of messages".into());
+                let hint =
+                    crate::diagnostics::did_you_mean(name, super::messages::Messages::keys())
+                        .unwrap_or_else(|| {
+                            "see dialogues/README.md for the list of messages".into()
+                        });
                 sink.error_hint(key.span, format!("unknown message `{name}`"), hint);
             }
         }
@@ -265,7 +327,10 @@ fn parse_bot(sink: &mut Sink, tree: &Node) -> Bot {
 
 fn minutes(text: &str) -> Option<u32> {
     let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
     let number: u32 = number.parse().ok()?;
     match unit.trim() {
         "" | "m" | "min" => Some(number),
@@ -275,7 +340,12 @@ fn minutes(text: &str) -> Option<u32> {
 }
 
 fn parse_intent(sink: &mut Sink, node: &Node) -> Option<Intent> {
-    let fields = fields(sink, node, "an intent", &["id", "match", "goto", "emergency"])?;
+    let fields = fields(
+        sink,
+        node,
+        "an intent",
+        &["id", "match", "goto", "emergency"],
+    )?;
     let id_node = fields.require(sink, "id", "the intent")?;
     let id = read::identifier(sink, id_node, "the intent id", false)?;
     let what = format!("intent '{id}'");
@@ -309,12 +379,18 @@ fn schedule(sink: &mut Sink, node: &Node) -> Option<Schedule> {
         return None;
     }
     let Some(entries) = node.as_map() else {
-        sink.error_hint(node.span, "hours should be a map of days", "write { mon-fri: [\"09:00-12:00\"], sat: [\"09:00-12:00\"] }");
+        sink.error_hint(
+            node.span,
+            "hours should be a map of days",
+            "write { mon-fri: [\"09:00-12:00\"], sat: [\"09:00-12:00\"] }",
+        );
         return None;
     };
     let mut schedule = Schedule::default();
     for (key, value) in entries {
-        let Some(days_text) = key.as_str() else { continue };
+        let Some(days_text) = key.as_str() else {
+            continue;
+        };
         let Some(days) = hours::parse_days(days_text) else {
             sink.error_hint(
                 key.span,
@@ -359,7 +435,9 @@ fn parse_flow(sink: &mut Sink, file: &str, tree: &Node) -> Option<Flow> {
             format!("rename the file to flows/{id}.yaml or write flow: {file_stem}"),
         );
     }
-    let title = top.get("title").and_then(|node| read::text(sink, node, "the title"));
+    let title = top
+        .get("title")
+        .and_then(|node| read::text(sink, node, "the title"));
     let mut steps = Vec::new();
     if let Some(node) = top.require(sink, "steps", "the flow") {
         let items = read::list(sink, node, "steps");
@@ -382,7 +460,16 @@ fn parse_flow(sink: &mut Sink, file: &str, tree: &Node) -> Option<Flow> {
     })
 }
 
-const ACTIONS: &[&str] = &["choices", "ask", "ask_place", "suggest", "handover", "goto", "branch", "end"];
+const ACTIONS: &[&str] = &[
+    "choices",
+    "ask",
+    "ask_place",
+    "suggest",
+    "handover",
+    "goto",
+    "branch",
+    "end",
+];
 
 fn parse_step(sink: &mut Sink, node: &Node) -> Option<Step> {
     let step_keys = ["id", "say", "next", "otherwise"];
@@ -391,9 +478,17 @@ fn parse_step(sink: &mut Sink, node: &Node) -> Option<Step> {
     let id_node = fields.require(sink, "id", "a step")?;
     let id = read::identifier(sink, id_node, "the step id", false)?;
     let what = format!("step '{id}'");
-    let say = fields.get("say").and_then(|node| read::text(sink, node, &format!("the `say` of {what}")));
-    let next = fields.get("next").and_then(|node| target(sink, node, "next"));
-    let present: Vec<&str> = ACTIONS.iter().copied().filter(|key| fields.has(key)).collect();
+    let say = fields
+        .get("say")
+        .and_then(|node| read::text(sink, node, &format!("the `say` of {what}")));
+    let next = fields
+        .get("next")
+        .and_then(|node| target(sink, node, "next"));
+    let present: Vec<&str> = ACTIONS
+        .iter()
+        .copied()
+        .filter(|key| fields.has(key))
+        .collect();
     if present.len() > 1 {
         sink.error_hint(
             node.span,
@@ -412,8 +507,12 @@ fn parse_step(sink: &mut Sink, node: &Node) -> Option<Step> {
         Some("ask") => {
             let ask = fields.get("ask")?;
             let ask = read::fields(sink, ask, "ask", &["text", "save"])?;
-            let text = ask.require(sink, "text", "ask").and_then(|node| read::text(sink, node, "the question"));
-            let save = ask.require(sink, "save", "ask").and_then(|node| read::identifier(sink, node, "the variable", false));
+            let text = ask
+                .require(sink, "text", "ask")
+                .and_then(|node| read::text(sink, node, "the question"));
+            let save = ask
+                .require(sink, "save", "ask")
+                .and_then(|node| read::identifier(sink, node, "the variable", false));
             Action::Ask {
                 text: text.unwrap_or_default(),
                 save: save.unwrap_or_default(),
@@ -436,7 +535,11 @@ fn parse_step(sink: &mut Sink, node: &Node) -> Option<Step> {
                 Some(node) => match node.as_str().and_then(|text| text.parse::<usize>().ok()) {
                     Some(max) if (1..=10).contains(&max) => max,
                     _ => {
-                        sink.error_hint(node.span, "max should be a number from 1 to 10", "3 is a good number on a phone");
+                        sink.error_hint(
+                            node.span,
+                            "max should be a number from 1 to 10",
+                            "3 is a good number on a phone",
+                        );
                         3
                     }
                 },
@@ -444,10 +547,13 @@ fn parse_step(sink: &mut Sink, node: &Node) -> Option<Step> {
             Action::Suggest { need, max }
         }
         Some("handover") => {
-            let handover = read::fields(sink, fields.get("handover")?, "handover", &["need", "note"])?;
+            let handover =
+                read::fields(sink, fields.get("handover")?, "handover", &["need", "note"])?;
             Action::Handover {
-                need: read::optional_string(sink, handover.get("need"), "the need").unwrap_or_default(),
-                note: read::optional_string(sink, handover.get("note"), "the note").unwrap_or_default(),
+                need: read::optional_string(sink, handover.get("need"), "the need")
+                    .unwrap_or_default(),
+                note: read::optional_string(sink, handover.get("note"), "the note")
+                    .unwrap_or_default(),
             }
         }
         Some("goto") => Action::Goto(flow_target(sink, fields.get("goto")?, "goto")?),
@@ -457,7 +563,11 @@ fn parse_step(sink: &mut Sink, node: &Node) -> Option<Step> {
             match end.as_bool() {
                 Some(true) => Action::End,
                 _ => {
-                    sink.error_hint(end.span, "end should be `true`", "remove `end:` if the step does not close the conversation");
+                    sink.error_hint(
+                        end.span,
+                        "end should be `true`",
+                        "remove `end:` if the step does not close the conversation",
+                    );
                     Action::Message
                 }
             }
@@ -466,9 +576,15 @@ fn parse_step(sink: &mut Sink, node: &Node) -> Option<Step> {
     if let Some(otherwise) = fields.get("otherwise")
         && !matches!(action, Action::Choices { .. })
     {
-        sink.error(otherwise.span, "`otherwise` is only for steps with `choices`");
+        sink.error(
+            otherwise.span,
+            "`otherwise` is only for steps with `choices`",
+        );
     }
-    let takes_next = matches!(action, Action::Message | Action::Ask { .. } | Action::AskPlace { .. } | Action::Suggest { .. });
+    let takes_next = matches!(
+        action,
+        Action::Message | Action::Ask { .. } | Action::AskPlace { .. } | Action::Suggest { .. }
+    );
     if let Some(next) = &next
         && !takes_next
     {
@@ -492,7 +608,11 @@ fn parse_step(sink: &mut Sink, node: &Node) -> Option<Step> {
 
 fn parse_choices(sink: &mut Sink, fields: &Fields, what: &str, no_say: bool) -> Action {
     if no_say {
-        sink.error_hint(fields.span, format!("{what} has choices but no question"), "add `say:` with the question");
+        sink.error_hint(
+            fields.span,
+            format!("{what} has choices but no question"),
+            "add `say:` with the question",
+        );
     }
     let mut choices = Vec::new();
     if let Some(node) = fields.get("choices") {
@@ -506,12 +626,19 @@ fn parse_choices(sink: &mut Sink, fields: &Fields, what: &str, no_say: bool) -> 
             }
         }
     }
-    let otherwise = fields.get("otherwise").and_then(|node| target(sink, node, "otherwise"));
+    let otherwise = fields
+        .get("otherwise")
+        .and_then(|node| target(sink, node, "otherwise"));
     Action::Choices { choices, otherwise }
 }
 
 fn parse_choice(sink: &mut Sink, node: &Node) -> Option<Choice> {
-    let fields = fields(sink, node, "a choice", &["id", "label", "match", "set", "next"])?;
+    let fields = fields(
+        sink,
+        node,
+        "a choice",
+        &["id", "label", "match", "set", "next"],
+    )?;
     let id_node = fields.require(sink, "id", "a choice")?;
     let id = read::identifier(sink, id_node, "the choice id", false)?;
     let label = fields
@@ -533,15 +660,30 @@ fn parse_choice(sink: &mut Sink, node: &Node) -> Option<Choice> {
                     }
                 }
             }
-            None => sink.error_hint(node.span, "set should be a map", "write set: { need: casa.affitto }"),
+            None => sink.error_hint(
+                node.span,
+                "set should be a map",
+                "write set: { need: casa.affitto }",
+            ),
         }
     }
-    let next = fields.get("next").and_then(|node| target(sink, node, "next"));
+    let next = fields
+        .get("next")
+        .and_then(|node| target(sink, node, "next"));
     if next.is_none() {
-        sink.error_hint(fields.span, format!("choice '{id}' leads nowhere"), "add `next:` with the step that follows");
+        sink.error_hint(
+            fields.span,
+            format!("choice '{id}' leads nowhere"),
+            "add `next:` with the step that follows",
+        );
     }
     // The label in every language and the synonyms, then the label's longer words alone.
-    let mut phrases = phrases_of(label.all().map(str::to_string).chain(synonyms.iter().map(|(text, _)| text.clone())));
+    let mut phrases = phrases_of(
+        label
+            .all()
+            .map(str::to_string)
+            .chain(synonyms.iter().map(|(text, _)| text.clone())),
+    );
     let strong = phrases.len();
     for text in label.all() {
         phrases.extend(
@@ -567,18 +709,29 @@ fn parse_branch(sink: &mut Sink, node: &Node) -> Action {
     let mut arms = Vec::new();
     let mut otherwise = None;
     for item in read::list(sink, node, "branch") {
-        let Some(arm) = fields(sink, item, "a branch", &["if", "next", "else"]) else { continue };
+        let Some(arm) = fields(sink, item, "a branch", &["if", "next", "else"]) else {
+            continue;
+        };
         if let Some(else_node) = arm.get("else") {
             otherwise = target(sink, else_node, "else");
             continue;
         }
-        let Some(condition_node) = arm.require(sink, "if", "a branch") else { continue };
-        let Some(condition) = fields(sink, condition_node, "the condition", &["var", "equals"]) else { continue };
+        let Some(condition_node) = arm.require(sink, "if", "a branch") else {
+            continue;
+        };
+        let Some(condition) = fields(sink, condition_node, "the condition", &["var", "equals"])
+        else {
+            continue;
+        };
         let var = condition
             .require(sink, "var", "the condition")
             .and_then(|node| read::identifier(sink, node, "the variable", false));
-        let equals = condition.get("equals").and_then(|node| read::string(sink, node, "equals"));
-        let next = arm.require(sink, "next", "a branch").and_then(|node| target(sink, node, "next"));
+        let equals = condition
+            .get("equals")
+            .and_then(|node| read::string(sink, node, "equals"));
+        let next = arm
+            .require(sink, "next", "a branch")
+            .and_then(|node| target(sink, node, "next"));
         if let (Some(var), Some(next)) = (var, next) {
             arms.push((
                 Condition {
@@ -591,7 +744,11 @@ fn parse_branch(sink: &mut Sink, node: &Node) -> Action {
         }
     }
     if otherwise.is_none() {
-        sink.error_hint(node.span, "the branch has no `else`", "add `- { else: STEP }` as its last line");
+        sink.error_hint(
+            node.span,
+            "the branch has no `else`",
+            "add `- { else: STEP }` as its last line",
+        );
     }
     Action::Branch { arms, otherwise }
 }
@@ -605,10 +762,20 @@ fn parse_places(sink: &mut Sink, tree: &Node) -> Gazetteer {
         return gazetteer;
     };
     for item in read::list(sink, node, "places") {
-        let Some(place) = fields(sink, item, "a place", &["id", "name", "kind", "of", "cap", "lat", "lon", "aliases", "district"]) else {
+        let Some(place) = fields(
+            sink,
+            item,
+            "a place",
+            &[
+                "id", "name", "kind", "of", "cap", "lat", "lon", "aliases", "district",
+            ],
+        ) else {
             continue;
         };
-        let Some(id) = place.require(sink, "id", "a place").and_then(|node| read::identifier(sink, node, "the place id", false)) else {
+        let Some(id) = place
+            .require(sink, "id", "a place")
+            .and_then(|node| read::identifier(sink, node, "the place id", false))
+        else {
             continue;
         };
         let what = format!("place '{id}'");
@@ -631,7 +798,14 @@ fn parse_places(sink: &mut Sink, tree: &Node) -> Gazetteer {
         };
         let of = read::optional_string(sink, place.get("of"), "of");
         if kind != PlaceKind::Comune && of.is_none() {
-            sink.error_hint(item.span, format!("{what} is a {} but says not of which comune", kind_name(kind)), "add `of: COMUNE_ID`");
+            sink.error_hint(
+                item.span,
+                format!(
+                    "{what} is a {} but says not of which comune",
+                    kind_name(kind)
+                ),
+                "add `of: COMUNE_ID`",
+            );
         }
         let caps: Vec<String> = place
             .get("cap")
@@ -642,7 +816,11 @@ fn parse_places(sink: &mut Sink, tree: &Node) -> Gazetteer {
                 if cap.len() == 5 && cap.chars().all(|c| c.is_ascii_digit()) {
                     Some(cap)
                 } else {
-                    sink.error_hint(span, format!("'{cap}' is not a CAP"), "a CAP has five digits: write it in quotes, \"20096\"");
+                    sink.error_hint(
+                        span,
+                        format!("'{cap}' is not a CAP"),
+                        "a CAP has five digits: write it in quotes, \"20096\"",
+                    );
                     None
                 }
             })
@@ -655,7 +833,10 @@ fn parse_places(sink: &mut Sink, tree: &Node) -> Gazetteer {
             .into_iter()
             .map(|(alias, _)| alias)
             .collect();
-        let in_district = place.get("district").and_then(|node| node.as_bool()).unwrap_or(true);
+        let in_district = place
+            .get("district")
+            .and_then(|node| node.as_bool())
+            .unwrap_or(true);
         let phrases = phrases_of(std::iter::once(name.clone()).chain(aliases.iter().cloned()));
         gazetteer.places.push(Place {
             id,
@@ -698,7 +879,11 @@ fn point(sink: &mut Sink, fields: &Fields, what: &str) -> Option<Point> {
         lon: lon.as_f64().unwrap_or(f64::NAN),
     };
     if !point.is_valid() {
-        sink.error_hint(lat.span, format!("the coordinates of {what} are not valid"), "write decimal degrees, like lat: 45.499, lon: 9.329");
+        sink.error_hint(
+            lat.span,
+            format!("the coordinates of {what} are not valid"),
+            "write decimal degrees, like lat: 45.499, lon: 9.329",
+        );
         return None;
     }
     Some(point)
@@ -711,11 +896,21 @@ fn parse_directory(sink: &mut Sink, tree: &Node, gazetteer: &Gazetteer) -> Direc
     };
     if let Some(node) = top.require(sink, "needs", "directory.yaml") {
         for item in read::list(sink, node, "needs") {
-            let Some(need) = fields(sink, item, "a need", &["id", "label"]) else { continue };
-            let id = need.require(sink, "id", "a need").and_then(|node| read::identifier(sink, node, "the need id", true));
-            let label = need.require(sink, "label", "a need").and_then(|node| read::text(sink, node, "the label"));
+            let Some(need) = fields(sink, item, "a need", &["id", "label"]) else {
+                continue;
+            };
+            let id = need
+                .require(sink, "id", "a need")
+                .and_then(|node| read::identifier(sink, node, "the need id", true));
+            let label = need
+                .require(sink, "label", "a need")
+                .and_then(|node| read::text(sink, node, "the label"));
             if let (Some(id), Some(label)) = (id, label) {
-                directory.needs.push(Need { id, label, span: item.span });
+                directory.needs.push(Need {
+                    id,
+                    label,
+                    span: item.span,
+                });
             }
         }
     }
@@ -734,7 +929,17 @@ fn parse_organisation(sink: &mut Sink, node: &Node, gazetteer: &Gazetteer) -> Op
         sink,
         node,
         "an organisation",
-        &["id", "name", "description", "roles", "needs", "languages", "serves", "contacts", "locations"],
+        &[
+            "id",
+            "name",
+            "description",
+            "roles",
+            "needs",
+            "languages",
+            "serves",
+            "contacts",
+            "locations",
+        ],
     )?;
     let id_node = fields.require(sink, "id", "an organisation")?;
     let id = read::identifier(sink, id_node, "the organisation id", false)?;
@@ -748,29 +953,48 @@ fn parse_organisation(sink: &mut Sink, node: &Node, gazetteer: &Gazetteer) -> Op
         .filter(|node| !node.is_null())
         .and_then(|node| read::text(sink, node, "the description"));
     let list = |sink: &mut Sink, key: &str| -> Vec<(String, Span)> {
-        fields.get(key).map(|node| read::strings(sink, node, key)).unwrap_or_default()
+        fields
+            .get(key)
+            .map(|node| read::strings(sink, node, key))
+            .unwrap_or_default()
     };
-    let roles = list(sink, "roles").into_iter().map(|(role, _)| role).collect();
+    let roles = list(sink, "roles")
+        .into_iter()
+        .map(|(role, _)| role)
+        .collect();
     let needs = list(sink, "needs");
     let languages = match fields.get("languages") {
-        Some(node) if !node.is_null() => Some(read::strings(sink, node, "languages").into_iter().map(|(lang, _)| lang).collect()),
+        Some(node) if !node.is_null() => Some(
+            read::strings(sink, node, "languages")
+                .into_iter()
+                .map(|(lang, _)| lang)
+                .collect(),
+        ),
         _ => None,
     };
     let serves = list(sink, "serves");
     for (comune, span) in &serves {
         if gazetteer.get(comune).is_none() {
-            let hint = crate::diagnostics::did_you_mean(comune, gazetteer.places.iter().map(|place| place.id.as_str()))
-                .unwrap_or_else(|| "use an id from places.yaml".into());
+            let hint = crate::diagnostics::did_you_mean(
+                comune,
+                gazetteer.places.iter().map(|place| place.id.as_str()),
+            )
+            .unwrap_or_else(|| "use an id from places.yaml".into());
             sink.error_hint(*span, format!("unknown place '{comune}'"), hint);
         }
     }
     let mut contacts = Contacts::default();
     match fields.get("contacts") {
         Some(node) if !node.is_null() => {
-            if let Some(contact_fields) = read::fields(sink, node, "contacts", &["phone", "email", "website"]) {
-                contacts.phone = read::optional_string(sink, contact_fields.get("phone"), "the phone");
-                contacts.email = read::optional_string(sink, contact_fields.get("email"), "the email");
-                contacts.website = read::optional_string(sink, contact_fields.get("website"), "the website");
+            if let Some(contact_fields) =
+                read::fields(sink, node, "contacts", &["phone", "email", "website"])
+            {
+                contacts.phone =
+                    read::optional_string(sink, contact_fields.get("phone"), "the phone");
+                contacts.email =
+                    read::optional_string(sink, contact_fields.get("email"), "the email");
+                contacts.website =
+                    read::optional_string(sink, contact_fields.get("website"), "the website");
             }
         }
         _ => {}
@@ -813,16 +1037,33 @@ fn parse_organisation(sink: &mut Sink, node: &Node, gazetteer: &Gazetteer) -> Op
     })
 }
 
-fn parse_location(sink: &mut Sink, node: &Node, gazetteer: &Gazetteer, owner: &str) -> Option<Location> {
-    let fields = fields(sink, node, "a location", &["place", "address", "lat", "lon", "hours", "closed"])?;
+fn parse_location(
+    sink: &mut Sink,
+    node: &Node,
+    gazetteer: &Gazetteer,
+    owner: &str,
+) -> Option<Location> {
+    let fields = fields(
+        sink,
+        node,
+        "a location",
+        &["place", "address", "lat", "lon", "hours", "closed"],
+    )?;
     let place_id = fields
         .require(sink, "place", "a location")
         .and_then(|node| read::string(sink, node, "the place"))?;
     let place = gazetteer.get(&place_id);
     if place.is_none() {
-        let hint = crate::diagnostics::did_you_mean(&place_id, gazetteer.places.iter().map(|place| place.id.as_str()))
-            .unwrap_or_else(|| "use an id from places.yaml".into());
-        sink.error_hint(fields.get("place").map_or(node.span, |node| node.span), format!("unknown place '{place_id}'"), hint);
+        let hint = crate::diagnostics::did_you_mean(
+            &place_id,
+            gazetteer.places.iter().map(|place| place.id.as_str()),
+        )
+        .unwrap_or_else(|| "use an id from places.yaml".into());
+        sink.error_hint(
+            fields.get("place").map_or(node.span, |node| node.span),
+            format!("unknown place '{place_id}'"),
+            hint,
+        );
     }
     let address = read::optional_string(sink, fields.get("address"), "the address");
     if address.is_none() {
@@ -845,7 +1086,11 @@ fn parse_location(sink: &mut Sink, node: &Node, gazetteer: &Gazetteer, owner: &s
         for (text, span) in read::strings(sink, closed, "closed") {
             match hours::parse_closure(&text) {
                 Some(range) => hours.closed.push(range),
-                None => sink.error_hint(span, format!("'{text}' is not a date or a range of dates"), "write \"2026-12-24\" or \"2026-08-10/2026-08-23\""),
+                None => sink.error_hint(
+                    span,
+                    format!("'{text}' is not a date or a range of dates"),
+                    "write \"2026-12-24\" or \"2026-08-10/2026-08-23\"",
+                ),
             }
         }
     }
@@ -863,7 +1108,12 @@ pub fn default_test_now() -> DateTime<Utc> {
 }
 
 fn parse_test(sink: &mut Sink, file: &str, tree: &Node) -> Option<DialogueTest> {
-    let top = fields(sink, tree, "a test", &["test", "lang", "now", "conversation"])?;
+    let top = fields(
+        sink,
+        tree,
+        "a test",
+        &["test", "lang", "now", "conversation"],
+    )?;
     let name = top
         .require(sink, "test", "the test")
         .and_then(|node| read::string(sink, node, "the test name"))
@@ -871,10 +1121,16 @@ fn parse_test(sink: &mut Sink, file: &str, tree: &Node) -> Option<DialogueTest> 
     let lang = read::optional_string(sink, top.get("lang"), "lang");
     let now = match top.get("now") {
         None => default_test_now(),
-        Some(node) => match read::string(sink, node, "now").map(|text| DateTime::parse_from_rfc3339(text.trim())) {
+        Some(node) => match read::string(sink, node, "now")
+            .map(|text| DateTime::parse_from_rfc3339(text.trim()))
+        {
             Some(Ok(time)) => time.with_timezone(&Utc),
             _ => {
-                sink.error_hint(node.span, "now is not a date and time", "write it like \"2026-03-17T10:00:00+01:00\"");
+                sink.error_hint(
+                    node.span,
+                    "now is not a date and time",
+                    "write it like \"2026-03-17T10:00:00+01:00\"",
+                );
                 default_test_now()
             }
         },
@@ -898,7 +1154,12 @@ fn parse_test(sink: &mut Sink, file: &str, tree: &Node) -> Option<DialogueTest> 
 }
 
 fn parse_test_item(sink: &mut Sink, node: &Node) -> Option<TestItem> {
-    let fields = fields(sink, node, "a line of the conversation", &["user", "location", "bot", "suggests", "handover", "ended"])?;
+    let fields = fields(
+        sink,
+        node,
+        "a line of the conversation",
+        &["user", "location", "bot", "suggests", "handover", "ended"],
+    )?;
     let span = node.span;
     if let Some(user) = fields.get("user") {
         return read::string(sink, user, "user").map(|text| TestItem::User(text, span));
@@ -918,15 +1179,27 @@ fn parse_test_item(sink: &mut Sink, node: &Node) -> Option<TestItem> {
         let bot = read::fields(sink, bot, "bot", &["contains", "not_contains"])?;
         let collect = |sink: &mut Sink, key: &str| -> Vec<String> {
             bot.get(key)
-                .map(|node| read::strings(sink, node, key).into_iter().map(|(text, _)| text).collect())
+                .map(|node| {
+                    read::strings(sink, node, key)
+                        .into_iter()
+                        .map(|(text, _)| text)
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let contains = collect(sink, "contains");
         let not_contains = collect(sink, "not_contains");
-        return Some(TestItem::Bot { contains, not_contains, span });
+        return Some(TestItem::Bot {
+            contains,
+            not_contains,
+            span,
+        });
     }
     if let Some(suggests) = fields.get("suggests") {
-        let ids = read::strings(sink, suggests, "suggests").into_iter().map(|(id, _)| id).collect();
+        let ids = read::strings(sink, suggests, "suggests")
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
         return Some(TestItem::Suggests(ids, span));
     }
     if let Some(handover) = fields.get("handover") {
@@ -934,12 +1207,19 @@ fn parse_test_item(sink: &mut Sink, node: &Node) -> Option<TestItem> {
             return Some(TestItem::Handover(None, span));
         }
         let handover = read::fields(sink, handover, "handover", &["need"])?;
-        return Some(TestItem::Handover(read::optional_string(sink, handover.get("need"), "need"), span));
+        return Some(TestItem::Handover(
+            read::optional_string(sink, handover.get("need"), "need"),
+            span,
+        ));
     }
     if fields.get("ended").is_some() {
         return Some(TestItem::Ended(span));
     }
-    sink.error_hint(span, "this line of the conversation is empty", "write user:, location:, bot:, suggests:, handover: or ended:");
+    sink.error_hint(
+        span,
+        "this line of the conversation is empty",
+        "write user:, location:, bot:, suggests:, handover: or ended:",
+    );
     None
 }
 

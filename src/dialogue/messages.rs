@@ -26,12 +26,28 @@ pub const DEFAULTS: &[(&str, &str, &str)] = &[
         "Scusa, non riesco a capire. Vuoi parlare con una persona?",
         "Sorry, I cannot understand. Do you want to talk to a person?",
     ),
-    ("did_you_mean", "Intendi una di queste?", "Do you mean one of these?"),
+    (
+        "did_you_mean",
+        "Intendi una di queste?",
+        "Do you mean one of these?",
+    ),
     ("menu_button", "Torna al menu", "Back to the menu"),
     ("human_button", "Parla con una persona", "Talk to a person"),
-    ("choose_language", "Scegli la lingua:", "Choose your language:"),
-    ("language_set", "Va bene, parliamo in italiano.", "OK, let's speak English."),
-    ("location_button", "Manda la mia posizione", "Send my location"),
+    (
+        "choose_language",
+        "Scegli la lingua:",
+        "Choose your language:",
+    ),
+    (
+        "language_set",
+        "Va bene, parliamo in italiano.",
+        "OK, let's speak English.",
+    ),
+    (
+        "location_button",
+        "Manda la mia posizione",
+        "Send my location",
+    ),
     (
         "place_not_found",
         "Non trovo questo posto. Scrivi il comune o il CAP, o manda la posizione.",
@@ -42,16 +58,36 @@ pub const DEFAULTS: &[(&str, &str, &str)] = &[
         "Ecco dove puoi trovare aiuto vicino a te:",
         "Here is where you can find help near you:",
     ),
-    ("suggestions_district", "Per tutto il distretto:", "For the whole district:"),
+    (
+        "suggestions_district",
+        "Per tutto il distretto:",
+        "For the whole district:",
+    ),
     (
         "no_suggestions",
         "Non conosco ancora un posto per questo bisogno. Un volontario può aiutarti.",
         "I do not know a place for this need yet. A volunteer can help you.",
     ),
-    ("address_unknown", "indirizzo da confermare", "address to be confirmed"),
-    ("hours_unknown", "orari da confermare", "opening hours to be confirmed"),
-    ("open_now", "aperto ora, fino alle {until}", "open now, until {until}"),
-    ("opens_at", "chiuso ora, apre {when}", "closed now, opens {when}"),
+    (
+        "address_unknown",
+        "indirizzo da confermare",
+        "address to be confirmed",
+    ),
+    (
+        "hours_unknown",
+        "orari da confermare",
+        "opening hours to be confirmed",
+    ),
+    (
+        "open_now",
+        "aperto ora, fino alle {until}",
+        "open now, until {until}",
+    ),
+    (
+        "opens_at",
+        "chiuso ora, apre {when}",
+        "closed now, opens {when}",
+    ),
     ("distance", "a {km} km", "{km} km away"),
     (
         "handover_in_hours",
@@ -95,7 +131,11 @@ pub const DEFAULTS: &[(&str, &str, &str)] = &[
         "Va bene, non ho cancellato niente.",
         "All right, I erased nothing.",
     ),
-    ("ended", "Se ti serve altro, scrivi /start.", "If you need anything else, write /start."),
+    (
+        "ended",
+        "Se ti serve altro, scrivi /start.",
+        "If you need anything else, write /start.",
+    ),
     (
         "with_volunteer",
         "Il tuo messaggio è per il volontario. Ti risponderà qui.",

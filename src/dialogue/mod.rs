@@ -79,7 +79,10 @@ pub fn load(dir: &Path) -> (Bundle, Vec<Diagnostic>) {
 }
 
 /// Like [`load`], from files already read: (relative path, contents or read error).
-pub fn load_from(dir: &Path, sources: Vec<(String, Result<String, String>)>) -> (Bundle, Vec<Diagnostic>) {
+pub fn load_from(
+    dir: &Path,
+    sources: Vec<(String, Result<String, String>)>,
+) -> (Bundle, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     let mut bundle = load::parse_all(dir, sources, &mut diagnostics);
     bundle.index();

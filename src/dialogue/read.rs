@@ -37,11 +37,19 @@ impl<'n> Fields<'n> {
 }
 
 /// Reads a map whose keys must be among `allowed`; unknown and repeated keys are reported.
-pub fn fields<'n>(sink: &mut Sink, node: &'n Node, what: &str, allowed: &[&str]) -> Option<Fields<'n>> {
+pub fn fields<'n>(
+    sink: &mut Sink,
+    node: &'n Node,
+    what: &str,
+    allowed: &[&str],
+) -> Option<Fields<'n>> {
     let Some(entries) = node.as_map() else {
         sink.error_hint(
             node.span,
-            format!("{what} should be a map of `key: value` lines, but it is {}", node.describe()),
+            format!(
+                "{what} should be a map of `key: value` lines, but it is {}",
+                node.describe()
+            ),
             format!("expected keys: {}", allowed.join(", ")),
         );
         return None;
@@ -75,7 +83,13 @@ pub fn string(sink: &mut Sink, node: &Node, what: &str) -> Option<String> {
     match &node.kind {
         Kind::Scalar { text, .. } if !node.is_null() => Some(text.clone()),
         _ => {
-            sink.error(node.span, format!("{what} should be a single value, but it is {}", node.describe()));
+            sink.error(
+                node.span,
+                format!(
+                    "{what} should be a single value, but it is {}",
+                    node.describe()
+                ),
+            );
             None
         }
     }
@@ -102,7 +116,10 @@ pub fn strings(sink: &mut Sink, node: &Node, what: &str) -> Vec<(String, Span)> 
             .collect(),
         Kind::Scalar { text, .. } => vec![(text.clone(), node.span)],
         Kind::Map(_) => {
-            sink.error(node.span, format!("{what} should be a list like [a, b], but it is a map of keys"));
+            sink.error(
+                node.span,
+                format!("{what} should be a list like [a, b], but it is a map of keys"),
+            );
             Vec::new()
         }
     }
@@ -132,7 +149,11 @@ pub fn identifier(sink: &mut Sink, node: &Node, what: &str, dots: bool) -> Optio
     let valid = !id.is_empty()
         && id.len() <= 40
         && id.chars().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' || (dots && c == '.')
+            c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || c == '-'
+                || c == '_'
+                || (dots && c == '.')
         });
     if !valid {
         sink.error_hint(
@@ -166,7 +187,8 @@ pub fn text(sink: &mut Sink, node: &Node, what: &str) -> Option<Text> {
                     sink.error(key.span, format!("a language of {what} is not a word"));
                     continue;
                 };
-                let valid_code = (2..=3).contains(&lang.len()) && lang.chars().all(|c| c.is_ascii_lowercase());
+                let valid_code =
+                    (2..=3).contains(&lang.len()) && lang.chars().all(|c| c.is_ascii_lowercase());
                 if !valid_code {
                     sink.error_hint(
                         key.span,
@@ -176,7 +198,10 @@ pub fn text(sink: &mut Sink, node: &Node, what: &str) -> Option<Text> {
                     continue;
                 }
                 if result.by_lang.contains_key(lang) {
-                    sink.error(key.span, format!("language '{lang}' is written twice in {what}"));
+                    sink.error(
+                        key.span,
+                        format!("language '{lang}' is written twice in {what}"),
+                    );
                     continue;
                 }
                 if let Some(value) = string(sink, value, &format!("the '{lang}' text of {what}")) {
@@ -184,7 +209,11 @@ pub fn text(sink: &mut Sink, node: &Node, what: &str) -> Option<Text> {
                 }
             }
             if !result.by_lang.contains_key(ITALIAN) {
-                sink.error_hint(node.span, format!("{what} has no Italian text"), "add `it: \"...\"`");
+                sink.error_hint(
+                    node.span,
+                    format!("{what} has no Italian text"),
+                    "add `it: \"...\"`",
+                );
                 return None;
             }
             Some(result)

@@ -19,7 +19,11 @@ pub struct Failure {
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "{}:{}:{}: test '{}' failed", self.file, self.span.line, self.span.col, self.test)?;
+        writeln!(
+            f,
+            "{}:{}:{}: test '{}' failed",
+            self.file, self.span.line, self.span.col, self.test
+        )?;
         writeln!(f, "  expected: {}", self.expected)?;
         write!(f, "  the bot said:\n{}", indent(&self.actual))
     }
@@ -30,7 +34,12 @@ fn indent(text: &str) -> String {
     if trimmed.is_empty() {
         return "    (nothing)".into();
     }
-    trimmed.lines().map(|line| format!("    {line}\n")).collect::<String>().trim_end().to_string()
+    trimmed
+        .lines()
+        .map(|line| format!("    {line}\n"))
+        .collect::<String>()
+        .trim_end()
+        .to_string()
 }
 
 /// A conversation driven from a script, keeping each turn's outputs.
@@ -82,16 +91,28 @@ pub fn run(bundle: &Bundle, test: &DialogueTest) -> Result<(), Failure> {
             TestItem::Location(point, _) => {
                 conversation.send(Input::Location(*point));
             }
-            TestItem::Bot { contains, not_contains, span } => {
+            TestItem::Bot {
+                contains,
+                not_contains,
+                span,
+            } => {
                 let said = engine::transcript(&conversation.last).to_lowercase();
                 for wanted in contains {
                     if !said.contains(&wanted.to_lowercase()) {
-                        return Err(fail(*span, format!("a reply containing \"{wanted}\""), &conversation));
+                        return Err(fail(
+                            *span,
+                            format!("a reply containing \"{wanted}\""),
+                            &conversation,
+                        ));
                     }
                 }
                 for unwanted in not_contains {
                     if said.contains(&unwanted.to_lowercase()) {
-                        return Err(fail(*span, format!("a reply without \"{unwanted}\""), &conversation));
+                        return Err(fail(
+                            *span,
+                            format!("a reply without \"{unwanted}\""),
+                            &conversation,
+                        ));
                     }
                 }
             }
@@ -110,9 +131,17 @@ pub fn run(bundle: &Bundle, test: &DialogueTest) -> Result<(), Failure> {
                         let got = if suggested.is_empty() {
                             "no suggestions".to_string()
                         } else {
-                            suggested.iter().map(|id| id.as_str()).collect::<Vec<_>>().join(", ")
+                            suggested
+                                .iter()
+                                .map(|id| id.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         };
-                        return Err(fail(*span, format!("a suggestion of '{id}' (suggested: {got})"), &conversation));
+                        return Err(fail(
+                            *span,
+                            format!("a suggestion of '{id}' (suggested: {got})"),
+                            &conversation,
+                        ));
                     }
                 }
             }
@@ -122,7 +151,13 @@ pub fn run(bundle: &Bundle, test: &DialogueTest) -> Result<(), Failure> {
                     _ => None,
                 });
                 match (handover, need) {
-                    (None, _) => return Err(fail(*span, "a handover to a volunteer".into(), &conversation)),
+                    (None, _) => {
+                        return Err(fail(
+                            *span,
+                            "a handover to a volunteer".into(),
+                            &conversation,
+                        ));
+                    }
                     (Some(handover), Some(need)) if &handover.need != need => {
                         return Err(fail(
                             *span,
@@ -135,7 +170,11 @@ pub fn run(bundle: &Bundle, test: &DialogueTest) -> Result<(), Failure> {
             }
             TestItem::Ended(span) => {
                 if !conversation.last.contains(&Output::Ended) {
-                    return Err(fail(*span, "the end of the conversation".into(), &conversation));
+                    return Err(fail(
+                        *span,
+                        "the end of the conversation".into(),
+                        &conversation,
+                    ));
                 }
             }
         }
@@ -145,5 +184,9 @@ pub fn run(bundle: &Bundle, test: &DialogueTest) -> Result<(), Failure> {
 
 /// Runs every test of the bundle; the failures, in file order.
 pub fn run_all(bundle: &Bundle) -> Vec<Failure> {
-    bundle.tests.iter().filter_map(|test| run(bundle, test).err()).collect()
+    bundle
+        .tests
+        .iter()
+        .filter_map(|test| run(bundle, test).err())
+        .collect()
 }

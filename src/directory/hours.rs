@@ -182,9 +182,8 @@ pub fn is_public_holiday(date: NaiveDate) -> bool {
     if fixed.contains(&(date.month(), date.day())) {
         return true;
     }
-    easter(date.year()).is_some_and(|sunday| {
-        date == sunday || sunday.checked_add_days(Days::new(1)) == Some(date)
-    })
+    easter(date.year())
+        .is_some_and(|sunday| date == sunday || sunday.checked_add_days(Days::new(1)) == Some(date))
 }
 
 /// A Rome local date and time as UTC, for tests and for `--now`.
@@ -210,7 +209,10 @@ mod tests {
     fn office() -> Schedule {
         let mut schedule = Schedule::default();
         for day in parse_days("mon-fri").unwrap() {
-            schedule.weekly[day] = vec![parse_interval("09:00-13:00").unwrap(), parse_interval("14:30-18:00").unwrap()];
+            schedule.weekly[day] = vec![
+                parse_interval("09:00-13:00").unwrap(),
+                parse_interval("14:30-18:00").unwrap(),
+            ];
         }
         schedule
     }
@@ -219,8 +221,12 @@ mod tests {
     fn easter_is_right() {
         assert_eq!(easter(2026), NaiveDate::from_ymd_opt(2026, 4, 5));
         assert_eq!(easter(2027), NaiveDate::from_ymd_opt(2027, 3, 28));
-        assert!(is_public_holiday(NaiveDate::from_ymd_opt(2026, 4, 6).unwrap()));
-        assert!(!is_public_holiday(NaiveDate::from_ymd_opt(2026, 4, 7).unwrap()));
+        assert!(is_public_holiday(
+            NaiveDate::from_ymd_opt(2026, 4, 6).unwrap()
+        ));
+        assert!(!is_public_holiday(
+            NaiveDate::from_ymd_opt(2026, 4, 7).unwrap()
+        ));
     }
 
     #[test]
@@ -260,7 +266,9 @@ mod tests {
     #[test]
     fn closures_and_day_ranges() {
         let mut schedule = office();
-        schedule.closed.push(parse_closure("2026-08-10/2026-08-23").unwrap());
+        schedule
+            .closed
+            .push(parse_closure("2026-08-10/2026-08-23").unwrap());
         assert!(!schedule.is_open(rome(2026, 8, 12, 10, 0)));
         assert_eq!(parse_days("fri-mon"), Some(vec![4, 5, 6, 0]));
         assert_eq!(parse_days("funday"), None);

@@ -125,7 +125,11 @@ impl Gazetteer {
                 .places
                 .iter()
                 .find(|place| place.kind == PlaceKind::Comune && place.caps.contains(&digits))
-                .or_else(|| self.places.iter().find(|place| place.caps.contains(&digits)))
+                .or_else(|| {
+                    self.places
+                        .iter()
+                        .find(|place| place.caps.contains(&digits))
+                })
             {
                 return Match::One(place);
             }
@@ -133,7 +137,9 @@ impl Gazetteer {
         let words = matching::words(text);
         match matching::best_match(
             &words,
-            self.places.iter().map(|place| (place.id.as_str(), &place.phrases[..])),
+            self.places
+                .iter()
+                .map(|place| (place.id.as_str(), &place.phrases[..])),
             0.75,
         ) {
             Match::One(id) => self.get(id).map_or(Match::None, Match::One),
@@ -279,8 +285,14 @@ mod tests {
 
     #[test]
     fn haversine_between_pioltello_and_segrate() {
-        let pioltello = Point { lat: 45.499, lon: 9.329 };
-        let segrate = Point { lat: 45.490, lon: 9.296 };
+        let pioltello = Point {
+            lat: 45.499,
+            lon: 9.329,
+        };
+        let segrate = Point {
+            lat: 45.490,
+            lon: 9.296,
+        };
         let km = pioltello.distance_km(segrate);
         assert!((2.5..2.9).contains(&km), "{km}");
     }
@@ -300,7 +312,10 @@ mod tests {
                 org("vimodrone", vec![far_but_open]),
             ],
         };
-        let at_pioltello = Some(Point { lat: 45.499, lon: 9.329 });
+        let at_pioltello = Some(Point {
+            lat: 45.499,
+            lon: 9.329,
+        });
         let tuesday = rome(2026, 3, 17, 10, 0);
         let ids: Vec<&str> = directory
             .nearest("poverta.cibo", at_pioltello, None, tuesday, 10)

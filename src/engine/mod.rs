@@ -111,7 +111,10 @@ pub enum Output {
         request_location: bool,
     },
     /// The organisations just suggested (their text is in the following message).
-    Suggestions { need: String, organisations: Vec<String> },
+    Suggestions {
+        need: String,
+        organisations: Vec<String>,
+    },
     /// A volunteer should take over.
     Handover(Handover),
     /// A message for the volunteer who has the conversation.
@@ -202,7 +205,12 @@ impl State {
 }
 
 /// One turn of the conversation.
-pub fn step(bundle: &Bundle, state: State, input: Input, now: DateTime<Utc>) -> (State, Vec<Output>) {
+pub fn step(
+    bundle: &Bundle,
+    state: State,
+    input: Input,
+    now: DateTime<Utc>,
+) -> (State, Vec<Output>) {
     let mut turn = Turn {
         bundle,
         state,
@@ -222,7 +230,11 @@ struct Turn<'b> {
 
 impl<'b> Turn<'b> {
     fn message(&self, key: &str) -> String {
-        self.bundle.bot.messages.get(key).render(&self.state.lang, &self.state.vars)
+        self.bundle
+            .bot
+            .messages
+            .get(key)
+            .render(&self.state.lang, &self.state.vars)
     }
 
     fn render(&self, text: &Text) -> String {
@@ -327,7 +339,10 @@ impl<'b> Turn<'b> {
             return self.intent(intent);
         }
         let at_free_text = self.state.mode == Mode::AtStep
-            && matches!(self.current_step().map(|step| &step.action), Some(Action::Ask { .. }));
+            && matches!(
+                self.current_step().map(|step| &step.action),
+                Some(Action::Ask { .. })
+            );
         if !at_free_text
             && let Ok(number) = text.parse::<usize>()
             && (1..=self.state.buttons.len()).contains(&number)
@@ -381,7 +396,12 @@ impl<'b> Turn<'b> {
         if !emergency && !self.state.consent {
             return None;
         }
-        let intents = self.bundle.bot.intents.iter().filter(|intent| intent.emergency == emergency);
+        let intents = self
+            .bundle
+            .bot
+            .intents
+            .iter()
+            .filter(|intent| intent.emergency == emergency);
         intents
             .map(|intent| (matching::best_score(&intent.phrases, words), intent))
             .filter(|(score, _)| *score >= 0.8)
@@ -404,14 +424,24 @@ impl<'b> Turn<'b> {
             .iter()
             .map(|button| {
                 let mut phrases = vec![Phrase::new(&button.label)];
-                phrases.extend(matching::words(&button.label).into_iter().map(|word| Phrase { words: vec![word] }));
+                phrases.extend(
+                    matching::words(&button.label)
+                        .into_iter()
+                        .map(|word| Phrase { words: vec![word] }),
+                );
                 if let ButtonAction::Language(code) = &button.action {
                     phrases.push(Phrase::new(code));
                 }
                 (button.action.clone(), phrases)
             })
             .collect();
-        match matching::best_match(words, candidates.iter().map(|(action, phrases)| (action.clone(), &phrases[..])), 0.75) {
+        match matching::best_match(
+            words,
+            candidates
+                .iter()
+                .map(|(action, phrases)| (action.clone(), &phrases[..])),
+            0.75,
+        ) {
             Match::One(action) => Some(action),
             _ => None,
         }
@@ -566,7 +596,11 @@ impl<'b> Turn<'b> {
     }
 
     fn waiting_for_place(&self) -> bool {
-        self.state.mode == Mode::AtStep && matches!(self.current_step().map(|step| &step.action), Some(Action::AskPlace { .. }))
+        self.state.mode == Mode::AtStep
+            && matches!(
+                self.current_step().map(|step| &step.action),
+                Some(Action::AskPlace { .. })
+            )
     }
 
     /// Applies a choice of the current step. With the words of a typed answer, goes on
@@ -574,20 +608,32 @@ impl<'b> Turn<'b> {
     /// choices by a whole label or synonym: "ho un problema con l'afitto" at the menu
     /// picks "Casa" and then "Affitto", and the citizen is asked the comune at once.
     fn choose(&mut self, id: &str, words: Option<&[matching::Word]>) {
-        let Some(step) = self.current_step() else { return self.home() };
-        let Action::Choices { choices, .. } = &step.action else { return self.prompt() };
-        let Some(mut choice) = choices.iter().find(|choice| choice.id == id) else { return self.prompt() };
+        let Some(step) = self.current_step() else {
+            return self.home();
+        };
+        let Action::Choices { choices, .. } = &step.action else {
+            return self.prompt();
+        };
+        let Some(mut choice) = choices.iter().find(|choice| choice.id == id) else {
+            return self.prompt();
+        };
         for _ in 0..4 {
             for (name, value) in &choice.set {
                 let value = fill(value, &self.state.vars);
                 self.state.vars.insert(name.clone(), value);
             }
-            let Some(next) = &choice.next else { return self.home() };
+            let Some(next) = &choice.next else {
+                return self.home();
+            };
             let deeper = words.and_then(|words| {
-                let Action::Choices { choices, .. } = &self.bundle.step(&next.flow, &next.step)?.action else {
+                let Action::Choices { choices, .. } =
+                    &self.bundle.step(&next.flow, &next.step)?.action
+                else {
                     return None;
                 };
-                let candidates = choices.iter().map(|choice| (choice, &choice.phrases[..choice.strong]));
+                let candidates = choices
+                    .iter()
+                    .map(|choice| (choice, &choice.phrases[..choice.strong]));
                 match matching::best_match(words, candidates, 0.8) {
                     Match::One(deeper) => Some(deeper),
                     _ => None,
@@ -605,7 +651,9 @@ impl<'b> Turn<'b> {
 
     /// Free text at the current step.
     fn answer(&mut self, text: &str, words: &[matching::Word]) {
-        let Some(step) = self.current_step() else { return self.home() };
+        let Some(step) = self.current_step() else {
+            return self.home();
+        };
         match &step.action {
             Action::Choices { choices, .. } => {
                 let menu = [Phrase::new(&self.message("menu_button"))];
@@ -613,7 +661,10 @@ impl<'b> Turn<'b> {
                 let candidates = choices
                     .iter()
                     .map(|choice| (ButtonAction::Choice(choice.id.clone()), &choice.phrases[..]))
-                    .chain([(ButtonAction::Menu, &menu[..]), (ButtonAction::Human, &human[..])]);
+                    .chain([
+                        (ButtonAction::Menu, &menu[..]),
+                        (ButtonAction::Human, &human[..]),
+                    ]);
                 match matching::best_match(words, candidates, 0.7) {
                     Match::One(ButtonAction::Choice(id)) => self.choose(&id, Some(words)),
                     Match::One(action) => self.press(action),
@@ -636,7 +687,9 @@ impl<'b> Turn<'b> {
                                 action: second.clone(),
                             },
                         ];
-                        buttons.retain(|button| !matches!(button.action, ButtonAction::Menu | ButtonAction::Human));
+                        buttons.retain(|button| {
+                            !matches!(button.action, ButtonAction::Menu | ButtonAction::Human)
+                        });
                         buttons.extend(self.way_out());
                         let question = self.message("did_you_mean");
                         self.ask(question, buttons, false);
@@ -675,13 +728,21 @@ impl<'b> Turn<'b> {
     fn miss(&mut self) {
         self.state.misses = self.state.misses.saturating_add(1);
         if self.state.misses >= 2 {
-            if let Some(Action::Choices { otherwise: Some(otherwise), .. }) = self.current_step().map(|step| &step.action) {
+            if let Some(Action::Choices {
+                otherwise: Some(otherwise),
+                ..
+            }) = self.current_step().map(|step| &step.action)
+            {
                 return self.enter(otherwise);
             }
             let notice = self.message("not_understood_again");
             self.say(notice);
         } else {
-            let key = if self.waiting_for_place() { "place_not_found" } else { "not_understood" };
+            let key = if self.waiting_for_place() {
+                "place_not_found"
+            } else {
+                "not_understood"
+            };
             let notice = self.message(key);
             self.say(notice);
         }
@@ -699,7 +760,9 @@ impl<'b> Turn<'b> {
 
     fn place_found(&mut self, place: &'b Place) {
         let comune = self.bundle.gazetteer.comune_of(place);
-        self.state.vars.insert("place".into(), self.place_label(place));
+        self.state
+            .vars
+            .insert("place".into(), self.place_label(place));
         self.state.vars.insert("comune".into(), comune.name.clone());
         self.state.comune_id = Some(comune.id.clone());
         self.state.point = Some(place.point);
@@ -741,7 +804,11 @@ impl<'b> Turn<'b> {
     fn prompt(&mut self) {
         match self.state.mode {
             Mode::New | Mode::Consent => {
-                let text = format!("{}\n\n{}", self.render(&self.bundle.bot.privacy), self.message("consent_ask"));
+                let text = format!(
+                    "{}\n\n{}",
+                    self.render(&self.bundle.bot.privacy),
+                    self.message("consent_ask")
+                );
                 let buttons = self.consent_buttons();
                 self.state.mode = Mode::Consent;
                 self.ask(text, buttons, false);
@@ -789,7 +856,11 @@ impl<'b> Turn<'b> {
     fn question(&mut self, step: &'b Step) {
         match &step.action {
             Action::Choices { choices, .. } => {
-                let text = step.say.as_ref().map(|say| self.render(say)).unwrap_or_default();
+                let text = step
+                    .say
+                    .as_ref()
+                    .map(|say| self.render(say))
+                    .unwrap_or_default();
                 let mut buttons: Vec<Button> = choices
                     .iter()
                     .map(|choice| Button {
@@ -799,14 +870,31 @@ impl<'b> Turn<'b> {
                     .collect();
                 // The way back to the menu and to a person, unless a choice already is one.
                 let welcome = &self.bundle.bot.welcome;
-                let is_welcome = |flow: &str, step: &str| flow == welcome.flow && step == welcome.step;
+                let menu = self.menu_step();
+                let is_welcome = |flow: &str, step: &str| {
+                    (flow == welcome.flow && step == welcome.step)
+                        || menu.as_ref().is_some_and(|(menu_flow, menu_step)| {
+                            flow == menu_flow && step == menu_step
+                        })
+                };
                 let has_menu = is_welcome(&self.state.flow, &self.state.step)
-                    || choices.iter().any(|choice| choice.next.as_ref().is_some_and(|next| is_welcome(&next.flow, &next.step)));
+                    || choices.iter().any(|choice| {
+                        choice
+                            .next
+                            .as_ref()
+                            .is_some_and(|next| is_welcome(&next.flow, &next.step))
+                    });
                 let has_human = choices.iter().any(|choice| {
                     choice.next.as_ref().is_some_and(|next| {
                         *next == self.bundle.bot.human
-                            || (next.flow == self.bundle.bot.human.flow && next.step == self.bundle.bot.human.step)
-                            || matches!(self.bundle.step(&next.flow, &next.step).map(|step| &step.action), Some(Action::Handover { .. }))
+                            || (next.flow == self.bundle.bot.human.flow
+                                && next.step == self.bundle.bot.human.step)
+                            || matches!(
+                                self.bundle
+                                    .step(&next.flow, &next.step)
+                                    .map(|step| &step.action),
+                                Some(Action::Handover { .. })
+                            )
                     })
                 });
                 for extra in self.way_out() {
@@ -845,6 +933,21 @@ impl<'b> Turn<'b> {
         }
     }
 
+    /// The first question reached from the welcome (after its greetings): the menu.
+    fn menu_step(&self) -> Option<(String, String)> {
+        let welcome = &self.bundle.bot.welcome;
+        let mut position = (welcome.flow.clone(), welcome.step.clone());
+        for _ in 0..MAX_AUTOMATIC_STEPS {
+            let step = self.bundle.step(&position.0, &position.1)?;
+            match (&step.action, &step.next) {
+                (Action::Message, Some(next)) => position = (next.flow.clone(), next.step.clone()),
+                (Action::Choices { .. }, _) => return Some(position),
+                _ => return None,
+            }
+        }
+        None
+    }
+
     /// Goes to a step and runs on until a step waits for the citizen.
     fn enter(&mut self, target: &Target) {
         let mut position = (target.flow.clone(), target.step.clone());
@@ -866,7 +969,9 @@ impl<'b> Turn<'b> {
             }
             let next = match &step.action {
                 Action::Message => step.next.as_ref(),
-                Action::Choices { .. } | Action::Ask { .. } | Action::AskPlace { .. } => return self.question(step),
+                Action::Choices { .. } | Action::Ask { .. } | Action::AskPlace { .. } => {
+                    return self.question(step);
+                }
                 Action::Suggest { need, max } => {
                     let need = fill(need, &self.state.vars);
                     self.suggest(&need, *max);
@@ -881,7 +986,12 @@ impl<'b> Turn<'b> {
                 Action::Branch { arms, otherwise } => arms
                     .iter()
                     .find(|(condition, _)| {
-                        let value = self.state.vars.get(&condition.var).map(String::as_str).unwrap_or("");
+                        let value = self
+                            .state
+                            .vars
+                            .get(&condition.var)
+                            .map(String::as_str)
+                            .unwrap_or("");
                         match &condition.equals {
                             Some(expected) => value == expected,
                             None => !value.is_empty(),
@@ -890,7 +1000,11 @@ impl<'b> Turn<'b> {
                     .map(|(_, target)| target)
                     .or(otherwise.as_ref()),
                 Action::End => {
-                    let text = step.say.as_ref().map(|say| self.render(say)).unwrap_or_else(|| self.message("ended"));
+                    let text = step
+                        .say
+                        .as_ref()
+                        .map(|say| self.render(say))
+                        .unwrap_or_else(|| self.message("ended"));
                     let buttons = vec![self.button("menu_button", ButtonAction::Menu)];
                     self.ask(text, buttons, false);
                     self.state.mode = Mode::Ended;
@@ -918,10 +1032,19 @@ impl<'b> Turn<'b> {
     }
 
     fn suggest(&mut self, need: &str, max: usize) {
-        let suggestions = self.bundle.directory.nearest(need, self.state.point, self.state.comune_id.as_deref(), self.now, max);
+        let suggestions = self.bundle.directory.nearest(
+            need,
+            self.state.point,
+            self.state.comune_id.as_deref(),
+            self.now,
+            max,
+        );
         self.out.push(Output::Suggestions {
             need: need.to_string(),
-            organisations: suggestions.iter().map(|s| s.organisation.id.clone()).collect(),
+            organisations: suggestions
+                .iter()
+                .map(|s| s.organisation.id.clone())
+                .collect(),
         });
         let text = if suggestions.is_empty() {
             self.message("no_suggestions")
@@ -954,12 +1077,18 @@ impl<'b> Turn<'b> {
             self.message("handover_in_hours")
         } else {
             let when = match hours.availability(self.now) {
-                crate::directory::hours::Availability::OpensAt(date, time) => format_when(date, time, self.now, &self.state.lang),
+                crate::directory::hours::Availability::OpensAt(date, time) => {
+                    format_when(date, time, self.now, &self.state.lang)
+                }
                 _ => String::new(),
             };
             let mut vars = self.state.vars.clone();
             vars.insert("when".into(), when);
-            self.bundle.bot.messages.get("handover_out_of_hours").render(&self.state.lang, &vars)
+            self.bundle
+                .bot
+                .messages
+                .get("handover_out_of_hours")
+                .render(&self.state.lang, &vars)
         };
         let buttons = vec![self.button("menu_button", ButtonAction::Menu)];
         self.ask(text, buttons, false);

@@ -11,8 +11,24 @@ use crate::dialogue::Bundle;
 use crate::directory::Suggestion;
 use crate::directory::hours::{Availability, format_minute, format_time};
 
-const WEEKDAYS_IT: [&str; 7] = ["lunedì", "martedì", "mercoledì", "giovedì", "venerdì", "sabato", "domenica"];
-const WEEKDAYS_EN: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+const WEEKDAYS_IT: [&str; 7] = [
+    "lunedì",
+    "martedì",
+    "mercoledì",
+    "giovedì",
+    "venerdì",
+    "sabato",
+    "domenica",
+];
+const WEEKDAYS_EN: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
 
 /// "oggi alle 14:30", "domani alle 9:00", "lunedì alle 9:00" (in English for `en`;
 /// other languages read the Italian form until their translation is added here).
@@ -26,19 +42,32 @@ pub fn format_when(date: NaiveDate, time: NaiveTime, now: DateTime<Utc>, lang: &
             0 => format!("today at {time}"),
             1 => format!("tomorrow at {time}"),
             2..=6 => format!("on {} at {time}", WEEKDAYS_EN[weekday]),
-            _ => format!("on {} {} at {time}", WEEKDAYS_EN[weekday], date.format("%-d/%-m")),
+            _ => format!(
+                "on {} {} at {time}",
+                WEEKDAYS_EN[weekday],
+                date.format("%-d/%-m")
+            ),
         },
         _ => match days {
             0 => format!("oggi alle {time}"),
             1 => format!("domani alle {time}"),
             2..=6 => format!("{} alle {time}", WEEKDAYS_IT[weekday]),
-            _ => format!("{} {} alle {time}", WEEKDAYS_IT[weekday], date.format("%-d/%-m")),
+            _ => format!(
+                "{} {} alle {time}",
+                WEEKDAYS_IT[weekday],
+                date.format("%-d/%-m")
+            ),
         },
     }
 }
 
 /// The text of a list of suggestions: name, where, how far, whether open, contacts.
-pub fn suggestions(bundle: &Bundle, state: &State, list: &[Suggestion<'_>], now: DateTime<Utc>) -> String {
+pub fn suggestions(
+    bundle: &Bundle,
+    state: &State,
+    list: &[Suggestion<'_>],
+    now: DateTime<Utc>,
+) -> String {
     let lang = state.lang.as_str();
     let messages = &bundle.bot.messages;
     let message = |key: &str, name: &str, value: String| {
@@ -58,20 +87,33 @@ pub fn suggestions(bundle: &Bundle, state: &State, list: &[Suggestion<'_>], now:
         text.push_str("\n\n• ");
         text.push_str(&organisation.name);
         if let Some(location) = suggestion.location {
-            let place = bundle.gazetteer.get(&location.place).map(|place| place.name.as_str()).unwrap_or("");
+            let place = bundle
+                .gazetteer
+                .get(&location.place)
+                .map(|place| place.name.as_str())
+                .unwrap_or("");
             let address = location
                 .address
                 .clone()
                 .unwrap_or_else(|| messages.get("address_unknown").get(lang).to_string());
             text.push_str(&format!("\n  📍 {place}, {address}"));
-            if let Some(km) = suggestion.distance_km {
-                let km = if lang == "en" { format!("{km:.1}") } else { format!("{km:.1}").replace('.', ",") };
+            // Under 100 m (a place in the citizen's own comune centre) a distance says nothing.
+            if let Some(km) = suggestion.distance_km.filter(|km| *km >= 0.1) {
+                let km = if lang == "en" {
+                    format!("{km:.1}")
+                } else {
+                    format!("{km:.1}").replace('.', ",")
+                };
                 text.push_str(&format!(" ({})", message("distance", "km", km)));
             }
             let hours = match suggestion.availability {
                 None => messages.get("hours_unknown").get(lang).to_string(),
-                Some(Availability::OpenUntil(until)) => message("open_now", "until", format_time(until)),
-                Some(Availability::OpensAt(date, time)) => message("opens_at", "when", format_when(date, time, now, lang)),
+                Some(Availability::OpenUntil(until)) => {
+                    message("open_now", "until", format_time(until))
+                }
+                Some(Availability::OpensAt(date, time)) => {
+                    message("opens_at", "when", format_when(date, time, now, lang))
+                }
                 Some(Availability::NotSoon) => messages.get("hours_unknown").get(lang).to_string(),
             };
             text.push_str(&format!("\n  🕘 {hours}"));
@@ -81,13 +123,19 @@ pub fn suggestions(bundle: &Bundle, state: &State, list: &[Suggestion<'_>], now:
                     .iter()
                     .map(|&(start, end)| format!("{}–{}", format_minute(start), format_minute(end)))
                     .collect();
-                if !today.is_empty() && !matches!(suggestion.availability, Some(Availability::OpenUntil(_))) {
+                if !today.is_empty()
+                    && !matches!(suggestion.availability, Some(Availability::OpenUntil(_)))
+                {
                     text.push_str(&format!(" ({})", today.join(", ")));
                 }
             }
         }
         let contacts = &organisation.contacts;
-        for (icon, value) in [("☎️", &contacts.phone), ("✉️", &contacts.email), ("🌐", &contacts.website)] {
+        for (icon, value) in [
+            ("☎️", &contacts.phone),
+            ("✉️", &contacts.email),
+            ("🌐", &contacts.website),
+        ] {
             if let Some(value) = value {
                 text.push_str(&format!("\n  {icon} {value}"));
             }
@@ -120,8 +168,16 @@ pub fn transcript(outputs: &[Output]) -> String {
             Output::Handover(handover) => {
                 text.push_str(&format!(
                     "[handover to a volunteer: need {}, {}]\n",
-                    if handover.need.is_empty() { "-" } else { &handover.need },
-                    if handover.in_hours { "in hours" } else { "out of hours" }
+                    if handover.need.is_empty() {
+                        "-"
+                    } else {
+                        &handover.need
+                    },
+                    if handover.in_hours {
+                        "in hours"
+                    } else {
+                        "out of hours"
+                    }
                 ));
             }
             Output::ToVolunteer { .. } => text.push_str("[sent to the volunteer]\n"),

@@ -139,12 +139,24 @@ pub fn load_with(changes: &[(&str, &str)]) -> (Bundle, Vec<Diagnostic>) {
 /// The small folder, which must load without errors.
 pub fn mini() -> Bundle {
     let (bundle, diagnostics) = load_with(&[]);
-    let errors: Vec<String> = diagnostics.iter().filter(|d| d.is_error()).map(|d| d.to_string()).collect();
-    assert!(errors.is_empty(), "the fixture has errors:\n{}", errors.join("\n"));
+    let errors: Vec<String> = diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.to_string())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the fixture has errors:\n{}",
+        errors.join("\n")
+    );
     bundle
 }
 
 /// The diagnostics of the small folder with some files changed, one line each.
 pub fn diagnostics_with(changes: &[(&str, &str)]) -> String {
-    load_with(changes).1.iter().map(|d| format!("{d}\n")).collect()
+    load_with(changes)
+        .1
+        .iter()
+        .map(|d| format!("{d}\n"))
+        .collect()
 }
