@@ -22,7 +22,9 @@ fn load_and_check(c: &mut Criterion) {
         })
     });
     let (bundle, _) = dialogue::load(&dir);
-    c.bench_function("run_all_dialogue_tests", |b| b.iter(|| dialogue::testing::run_all(black_box(&bundle))));
+    c.bench_function("run_all_dialogue_tests", |b| {
+        b.iter(|| dialogue::testing::run_all(black_box(&bundle)))
+    });
 }
 
 fn engine_step(c: &mut Criterion) {
@@ -36,14 +38,33 @@ fn engine_step(c: &mut Criterion) {
         at_place.say(line);
     }
     let cases = [
-        ("engine_step_free_text_at_menu", &at_menu.state, "ho un problema con l'afitto"),
+        (
+            "engine_step_free_text_at_menu",
+            &at_menu.state,
+            "ho un problema con l'afitto",
+        ),
         ("engine_step_button_number", &at_menu.state, "2"),
-        ("engine_step_place_with_typo_and_suggestions", &at_place.state, "Pioltelo"),
-        ("engine_step_unmatched_text", &at_menu.state, "boh non lo so proprio"),
+        (
+            "engine_step_place_with_typo_and_suggestions",
+            &at_place.state,
+            "Pioltelo",
+        ),
+        (
+            "engine_step_unmatched_text",
+            &at_menu.state,
+            "boh non lo so proprio",
+        ),
     ];
     for (name, state, text) in cases {
         c.bench_function(name, |b| {
-            b.iter(|| engine::step(&bundle, black_box(state.clone()), Input::Text(black_box(text).to_string()), now))
+            b.iter(|| {
+                engine::step(
+                    &bundle,
+                    black_box(state.clone()),
+                    Input::Text(black_box(text).to_string()),
+                    now,
+                )
+            })
         });
     }
 }

@@ -208,23 +208,26 @@ fn word_similarity(wanted: &Word, given: &Word) -> f32 {
     }
     let wanted_length = wanted.plain.chars().count();
     let given_length = given.plain.chars().count();
-    let length = wanted_length.max(given_length);
-    // Digits never tolerate edits: "20054" is not "20055".
-    if wanted.plain.chars().any(|c| c.is_ascii_digit()) || wanted_length.abs_diff(given_length) > 2
+    // Four letters tolerate two swapped neighbours ("sipd" for "spid"), nothing else.
+    if wanted_length == 4 && given_length == 4 {
+        return if is_one_swap(&wanted.plain, &given.plain) {
+            0.75
+        } else {
+            0.0
+        };
+    }
+    let tolerated = tolerated_edits(wanted_length.min(given_length));
+    // Digits never tolerate edits ("20054" is not "20055"); lengths further apart than
+    // the tolerated edits cannot be close, and need no edit distance.
+    if tolerated == 0
+        || wanted_length.abs_diff(given_length) > tolerated
+        || wanted.plain.chars().any(|c| c.is_ascii_digit())
     {
         return 0.0;
     }
-    let edits = strsim::damerau_levenshtein(&wanted.plain, &given.plain);
-    if edits <= tolerated_edits(wanted_length.min(given_length)) {
-        return 1.0 - edits as f32 / length as f32;
-    }
-    // Four letters tolerate two swapped neighbours ("sipd" for "spid"), nothing else.
-    if edits == 1
-        && wanted_length == 4
-        && given_length == 4
-        && is_one_swap(&wanted.plain, &given.plain)
-    {
-        return 0.75;
+    let edits = strsim::osa_distance(&wanted.plain, &given.plain);
+    if edits <= tolerated {
+        return 1.0 - edits as f32 / wanted_length.max(given_length) as f32;
     }
     0.0
 }
