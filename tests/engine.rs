@@ -434,6 +434,37 @@ fn declined_consent_asks_nothing_personal_and_emergencies_still_work() {
 }
 
 #[test]
+fn before_consent_an_emergency_reaches_a_person_but_the_menu_asks_for_consent() {
+    check(
+        "mi picchia
+         2
+         mi picchia
+         1",
+        expect![[r#"
+            > mi picchia
+            Se sei in pericolo chiama subito il 112. Violenza: 1522.
+              1) Parla con un volontario
+              2) Torna all'inizio
+            > 2
+            Informativa privacy: i tuoi dati restano qui.
+
+            Sei d'accordo?
+              1) Sì, accetto
+              2) No
+            > mi picchia
+            Se sei in pericolo chiama subito il 112. Violenza: 1522.
+              1) Parla con un volontario
+              2) Torna all'inizio
+            > 1
+            Ti passo a un volontario.
+            [handover to a volunteer: need -, in hours]
+            Ho chiesto a un volontario di aiutarti. Ti scriverà qui, appena possibile.
+              1) Torna al menu
+        "#]],
+    );
+}
+
+#[test]
 fn forget_asks_first_then_erases() {
     let bundle = common::mini();
     let mut conversation = Conversation::new(&bundle, None, rome(2026, 3, 17, 10, 0));

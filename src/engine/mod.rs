@@ -933,6 +933,14 @@ impl<'b> Turn<'b> {
         }
     }
 
+    fn is_emergency_flow(&self, flow: &str) -> bool {
+        self.bundle
+            .bot
+            .intents
+            .iter()
+            .any(|intent| intent.emergency && intent.goto.flow == flow)
+    }
+
     /// The first question reached from the welcome (after its greetings): the menu.
     fn menu_step(&self) -> Option<(String, String)> {
         let welcome = &self.bundle.bot.welcome;
@@ -952,6 +960,13 @@ impl<'b> Turn<'b> {
     fn enter(&mut self, target: &Target) {
         let mut position = (target.flow.clone(), target.step.clone());
         for _ in 0..MAX_AUTOMATIC_STEPS {
+            // Without consent only the emergency flows may run, and in an emergency the
+            // way to a person: anything else asks for consent first.
+            let in_emergency = self.is_emergency_flow(&position.0)
+                || (self.state.emergency && position.0 == self.bundle.bot.human.flow);
+            if !self.state.consent && !in_emergency {
+                return self.start();
+            }
             let Some(step) = self.bundle.step(&position.0, &position.1) else {
                 // Only a bundle with errors gets here: end politely rather than loop.
                 self.state.mode = Mode::Ended;
