@@ -73,46 +73,44 @@ fn duplicates(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
         file: "bot.yaml",
         out,
     };
-    let mut seen: HashSet<&str> = HashSet::new();
-    for intent in &bundle.bot.intents {
-        if !seen.insert(&intent.id) {
-            sink.error(
-                intent.span,
-                format!("there are two intents called '{}'", intent.id),
-            );
-        }
-    }
+    report_repeated_ids(
+        &mut sink,
+        "intent",
+        bundle.bot.intents.iter().map(|i| (i.id.as_str(), i.span)),
+    );
     let mut sink = Sink {
         file: "directory.yaml",
         out,
     };
-    let mut seen: HashSet<&str> = HashSet::new();
-    for need in &bundle.directory.needs {
-        if !seen.insert(&need.id) {
-            sink.error(need.span, format!("the need '{}' is listed twice", need.id));
-        }
-    }
-    let mut seen: HashSet<&str> = HashSet::new();
-    for organisation in &bundle.directory.organisations {
-        if !seen.insert(&organisation.id) {
-            sink.error(
-                organisation.span,
-                format!("there are two organisations called '{}'", organisation.id),
-            );
-        }
-    }
+    report_repeated_ids(
+        &mut sink,
+        "need",
+        bundle
+            .directory
+            .needs
+            .iter()
+            .map(|n| (n.id.as_str(), n.span)),
+    );
+    let organisations = bundle.directory.organisations.iter();
+    report_repeated_ids(
+        &mut sink,
+        "organisation",
+        organisations.map(|o| (o.id.as_str(), o.span)),
+    );
     let mut sink = Sink {
         file: "places.yaml",
         out,
     };
-    let mut seen: HashSet<&str> = HashSet::new();
+    report_repeated_ids(
+        &mut sink,
+        "place",
+        bundle
+            .gazetteer
+            .places
+            .iter()
+            .map(|p| (p.id.as_str(), p.span)),
+    );
     for place in &bundle.gazetteer.places {
-        if !seen.insert(&place.id) {
-            sink.error(
-                place.span,
-                format!("there are two places called '{}'", place.id),
-            );
-        }
         if let Some(of) = &place.of {
             match bundle.gazetteer.get(of) {
                 None => {
@@ -136,6 +134,24 @@ fn duplicates(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
                 }
                 Some(_) => {}
             }
+        }
+    }
+}
+
+/// Reports every id that appears a second time among `items`.
+fn report_repeated_ids<'a>(
+    sink: &mut Sink,
+    what: &str,
+    items: impl Iterator<Item = (&'a str, Span)>,
+) {
+    let mut seen: HashSet<&str> = HashSet::new();
+    for (id, span) in items {
+        if !seen.insert(id) {
+            sink.error_hint(
+                span,
+                format!("the {what} '{id}' is written twice"),
+                format!("give each {what} its own id"),
+            );
         }
     }
 }
