@@ -1,4 +1,4 @@
-//! The command line: `sportello chat | check | graph | run | report | migrate | forget`.
+//! The command line: `sportello chat | check | graph | run | report | migrate | forget | purge`.
 //! Exit codes are decided here only: 0 success, 1 failure, 2 usage error.
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -9,10 +9,12 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::config::Config;
 use crate::diagnostics::{Diagnostic, render_fancy};
 use crate::dialogue::{self, Bundle, graph, testing};
 use crate::directory::Point;
 use crate::engine::{self, Input, State};
+use crate::store::{Delivery, Inbound, Processed, Store, redact};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,6 +23,9 @@ use crate::engine::{self, Input, State};
     about = "Il front desk del Segretariato Sociale Diffuso (Distretto Sociale Est Milano)"
 )]
 pub struct Cli {
+    /// The configuration file (default: SPORTELLO_CONFIG, or ./sportello.toml if present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,9 +40,13 @@ enum Command {
         /// A fixed clock for the conversation, RFC 3339 (2026-03-17T10:00:00+01:00).
         #[arg(long, value_parser = parse_now)]
         now: Option<DateTime<Utc>>,
-        /// The dialogue folder.
-        #[arg(long, env = "SPORTELLO_DIALOGUES", default_value = "dialogues")]
-        dialogues: PathBuf,
+        /// The dialogue folder (default: SPORTELLO_DIALOGUES or ./dialogues).
+        #[arg(long)]
+        dialogues: Option<PathBuf>,
+        /// Keep this terminal user's conversation in the database (SPORTELLO_DATABASE_URL):
+        /// quit, or kill the process, and it continues where it was.
+        #[arg(long)]
+        user: Option<String>,
     },
     /// Check the dialogue folder and run its tests.
     Check {
@@ -59,17 +68,25 @@ enum Command {
         flow: String,
         #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
         format: GraphFormat,
-        #[arg(long, env = "SPORTELLO_DIALOGUES", default_value = "dialogues")]
-        dialogues: PathBuf,
+        /// The dialogue folder (default: SPORTELLO_DIALOGUES or ./dialogues).
+        #[arg(long)]
+        dialogues: Option<PathBuf>,
     },
     /// Run the bot on the configured channels (Telegram, Matrix).
     Run,
     /// The anonymous needs report.
     Report,
-    /// Apply the database migrations.
+    /// Apply the database migrations (every command that uses the database does it too).
     Migrate,
-    /// Erase one citizen's personal data.
-    Forget,
+    /// Erase one citizen's personal data at once.
+    Forget {
+        /// The chat, as CHANNEL:ID (terminal:ada, telegram:123456789).
+        #[arg(long)]
+        chat: String,
+    },
+    /// Erase the personal data of conversations closed (or silent) for longer than
+    /// SPORTELLO_RETENTION_DAYS; `run` does it periodically.
+    Purge,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -99,31 +116,73 @@ pub fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Chat {
             lang,
             now,
             dialogues,
-        } => chat(&dialogues, lang.as_deref(), now),
+            user,
+        } => {
+            let dialogues = dialogues.unwrap_or_else(|| config.dialogues.clone());
+            match user {
+                Some(user) => block_on(chat_stored(
+                    &config,
+                    &dialogues,
+                    &user,
+                    lang.as_deref(),
+                    now,
+                )),
+                None => chat(&dialogues, lang.as_deref(), now),
+            }
+        }
         Command::Check {
             dir,
             strict,
             format,
             quiet,
         } => {
-            let dir = dir
-                .or_else(|| std::env::var_os("SPORTELLO_DIALOGUES").map(PathBuf::from))
-                .unwrap_or_else(|| PathBuf::from("dialogues"));
+            let dir = dir.unwrap_or_else(|| config.dialogues.clone());
             return check(&dir, strict, format, quiet);
         }
         Command::Graph {
             flow,
             format,
             dialogues,
-        } => graph_command(&dialogues, &flow, format),
-        Command::Run | Command::Report | Command::Migrate | Command::Forget => {
+        } => graph_command(
+            &dialogues.unwrap_or_else(|| config.dialogues.clone()),
+            &flow,
+            format,
+        ),
+        Command::Migrate => block_on(async {
+            let store = Store::open(&config.database_url).await?;
+            println!(
+                "{}: the database schema is up to date",
+                redact(&config.database_url)
+            );
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Forget { chat } => block_on(forget(&config, &chat)),
+        Command::Purge => block_on(async {
+            let store = Store::open(&config.database_url).await?;
+            let report = store.purge(Utc::now(), config.retention_days).await?;
+            println!(
+                "erased the personal data of {} conversations ({} of them abandoned) older than {} days",
+                report.erased, report.abandoned, config.retention_days
+            );
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Run | Command::Report => {
             eprintln!(
-                "error: this command comes with the storage and channel work and is not in this version yet"
+                "error: this command comes with the Telegram and report work and is not in this version yet"
             );
             return ExitCode::from(2);
         }
@@ -135,6 +194,34 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn block_on(
+    future: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(future)
+}
+
+async fn forget(config: &Config, chat: &str) -> anyhow::Result<ExitCode> {
+    let Some((channel, id)) = chat
+        .split_once(':')
+        .filter(|(channel, id)| !channel.is_empty() && !id.is_empty())
+    else {
+        eprintln!("error: write the chat as CHANNEL:ID, e.g. telegram:123456789 or terminal:ada");
+        return Ok(ExitCode::from(2));
+    };
+    let store = Store::open(&config.database_url).await?;
+    if store.forget(channel, id).await? {
+        println!("erased the personal data of {channel}:{id}");
+    } else {
+        println!("nothing is stored for {channel}:{id}");
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_diagnostics(
@@ -296,5 +383,116 @@ fn chat(dir: &Path, lang: Option<&str>, now: Option<DateTime<Utc>>) -> anyhow::R
         let mut out = stdout.lock();
         let _ = writeln!(out, "{}", engine::transcript(&outputs));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A delivery replayed from the outbox, as the terminal shows a turn.
+fn render_delivery(delivery: &Delivery) -> String {
+    engine::transcript(&[engine::Output::Message {
+        text: delivery.text.clone(),
+        buttons: delivery.buttons.clone(),
+        request_location: delivery.request_location,
+    }])
+}
+
+/// `chat --user NAME`: the conversation lives in the database, each message one
+/// transaction, each reply delivered from the outbox and marked sent once printed.
+async fn chat_stored(
+    config: &Config,
+    dir: &Path,
+    user: &str,
+    lang: Option<&str>,
+    now: Option<DateTime<Utc>>,
+) -> anyhow::Result<ExitCode> {
+    const CHANNEL: &str = "terminal";
+    let bundle = load_clean(dir)?;
+    let store = Store::open(&config.database_url).await?;
+    let interactive = std::io::stdin().is_terminal();
+    let clock = || now.unwrap_or_else(Utc::now);
+    // Replies owed from before a crash come first.
+    for row in store.outbox_unsent(CHANNEL, user).await? {
+        if let Ok(delivery) = serde_json::from_str::<Delivery>(&row.payload) {
+            println!("{}", render_delivery(&delivery));
+        }
+        store.outbox_sent(row.id, clock()).await?;
+    }
+    // A test hook: abort right after the Nth commit, before printing, as a crash would.
+    let abort_after: Option<usize> = std::env::var("SPORTELLO_TEST_ABORT_AFTER_COMMIT")
+        .ok()
+        .and_then(|n| n.parse().ok());
+    let mut turns = 0usize;
+    let mut first: Option<Input> = None;
+    if interactive {
+        println!(
+            "sportello ({user}): scrivi un messaggio (un numero sceglie un pulsante; /posizione LAT LON manda la posizione; Ctrl-D per uscire)\n"
+        );
+        match store.conversation(CHANNEL, user).await? {
+            Some(conversation) => {
+                let (_, outputs) =
+                    engine::step(&bundle, conversation.state, Input::Repeat, clock());
+                print!("{}", engine::transcript(&outputs));
+            }
+            None => first = Some(Input::Text("/start".into())),
+        }
+    }
+    // Standard input is read on a thread of its own, a line at a time.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<String>(16);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().split(b'\n') {
+            let Ok(line) = line else { return };
+            if sender
+                .blocking_send(String::from_utf8_lossy(&line).into_owned())
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    loop {
+        let input = match first.take() {
+            Some(input) => input,
+            None => {
+                if interactive {
+                    print!("> ");
+                    std::io::stdout()
+                        .flush()
+                        .context("cannot write to the terminal")?;
+                }
+                let Some(line) = receiver.recv().await else {
+                    break;
+                };
+                if line.trim() == "/esci" || line.trim() == "/quit" {
+                    break;
+                }
+                let Some(input) = terminal_input(&line) else {
+                    continue;
+                };
+                input
+            }
+        };
+        let inbound = Inbound {
+            channel: CHANNEL.into(),
+            chat_id: user.into(),
+            update_id: None,
+            input,
+            interface_lang: lang.map(str::to_string),
+            now: clock(),
+        };
+        let Processed::Done(turn) = store.process(&bundle, inbound).await? else {
+            continue;
+        };
+        turns += 1;
+        if abort_after == Some(turns) {
+            std::process::abort();
+        }
+        println!("{}", engine::transcript(&turn.outputs));
+        std::io::stdout()
+            .flush()
+            .context("cannot write to the terminal")?;
+        if let Some(id) = turn.outbox_id {
+            store.outbox_sent(id, clock()).await?;
+        }
+    }
+    store.close().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -2,10 +2,12 @@
 //! Sociale Est Milano. See ARCHITECTURE.md for the map of the modules.
 
 pub mod cli;
+pub mod config;
 pub mod diagnostics;
 pub mod dialogue;
 pub mod directory;
 pub mod engine;
 pub mod matching;
+pub mod store;
 pub mod text;
 pub mod yaml;

@@ -34,6 +34,8 @@ pub enum Input {
     Location(Point),
     /// A photo, a voice message, a sticker...: something the bot cannot read.
     Unsupported,
+    /// Show the current question again (a channel that restarted, a terminal reopened).
+    Repeat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,6 +304,7 @@ impl<'b> Turn<'b> {
                 }
             }
             Input::Location(point) => self.location(point),
+            Input::Repeat => self.prompt_or_start(),
             Input::Unsupported => {
                 let notice = self.message("unsupported_input");
                 self.say(notice);

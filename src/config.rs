@@ -1,0 +1,177 @@
+//! Configuration in one place: `sportello.toml` (path from `--config` or
+//! `SPORTELLO_CONFIG`; `./sportello.toml` when it exists), every key overridable by its
+//! environment variable (`database_url` by `SPORTELLO_DATABASE_URL`, ...). Read once,
+//! validated, passed explicitly; secrets cannot be printed.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// A value that must never reach a log line or an error message.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub database_url: String,
+    pub dialogues: PathBuf,
+    pub data_dir: PathBuf,
+    pub retention_days: u32,
+    pub telegram_token: Option<Secret>,
+    pub telegram_api_url: Option<String>,
+    pub matrix_homeserver: Option<String>,
+    pub matrix_user: Option<String>,
+    pub matrix_password: Option<Secret>,
+    pub matrix_volunteers_room: Option<String>,
+    pub matrix_encrypted: bool,
+    pub http_addr: String,
+    /// Citizens' words in the logs, for debugging only.
+    pub log_content: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: "sqlite://data/sportello.db".into(),
+            dialogues: PathBuf::from("dialogues"),
+            data_dir: PathBuf::from("data"),
+            retention_days: 30,
+            telegram_token: None,
+            telegram_api_url: None,
+            matrix_homeserver: None,
+            matrix_user: None,
+            matrix_password: None,
+            matrix_volunteers_room: None,
+            matrix_encrypted: true,
+            http_addr: "127.0.0.1:8080".into(),
+            log_content: false,
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+}
+
+fn boolean(name: &str, value: &str) -> anyhow::Result<bool> {
+    match value.trim().to_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => bail!("{name} should be true or false, not '{value}'"),
+    }
+}
+
+impl Config {
+    /// Reads the file (if any), then the environment.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let explicit = path
+            .map(Path::to_path_buf)
+            .or_else(|| env("SPORTELLO_CONFIG").map(PathBuf::from));
+        let mut config = match explicit {
+            Some(path) => Config::from_file(&path)?,
+            None if Path::new("sportello.toml").exists() => {
+                Config::from_file(Path::new("sportello.toml"))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env()?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("the configuration {} is not valid", path.display()))
+    }
+
+    fn apply_env(&mut self) -> anyhow::Result<()> {
+        if let Some(value) = env("SPORTELLO_DATABASE_URL") {
+            self.database_url = value;
+        }
+        if let Some(value) = env("SPORTELLO_DIALOGUES") {
+            self.dialogues = value.into();
+        }
+        if let Some(value) = env("SPORTELLO_DATA_DIR") {
+            self.data_dir = value.into();
+        }
+        if let Some(value) = env("SPORTELLO_RETENTION_DAYS") {
+            self.retention_days = value.trim().parse().with_context(|| {
+                format!("SPORTELLO_RETENTION_DAYS should be a number of days, not '{value}'")
+            })?;
+        }
+        if let Some(value) = env("SPORTELLO_TELEGRAM_TOKEN") {
+            self.telegram_token = Some(Secret(value));
+        }
+        if let Some(value) = env("SPORTELLO_TELEGRAM_API_URL") {
+            self.telegram_api_url = Some(value);
+        }
+        if let Some(value) = env("SPORTELLO_MATRIX_HOMESERVER") {
+            self.matrix_homeserver = Some(value);
+        }
+        if let Some(value) = env("SPORTELLO_MATRIX_USER") {
+            self.matrix_user = Some(value);
+        }
+        if let Some(value) = env("SPORTELLO_MATRIX_PASSWORD") {
+            self.matrix_password = Some(Secret(value));
+        }
+        if let Some(value) = env("SPORTELLO_MATRIX_VOLUNTEERS_ROOM") {
+            self.matrix_volunteers_room = Some(value);
+        }
+        if let Some(value) = env("SPORTELLO_MATRIX_ENCRYPTED") {
+            self.matrix_encrypted = boolean("SPORTELLO_MATRIX_ENCRYPTED", &value)?;
+        }
+        if let Some(value) = env("SPORTELLO_HTTP_ADDR") {
+            self.http_addr = value;
+        }
+        if let Some(value) = env("SPORTELLO_LOG_CONTENT") {
+            self.log_content = boolean("SPORTELLO_LOG_CONTENT", &value)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_print() {
+        let config = Config {
+            telegram_token: Some(Secret::new("123:ABC")),
+            ..Config::default()
+        };
+        assert!(!format!("{config:?}").contains("123:ABC"));
+    }
+
+    #[test]
+    fn file_keys_and_unknown_keys() {
+        let config: Config =
+            toml::from_str("database_url = \"postgres://x@y/z\"\nretention_days = 7\n").unwrap();
+        assert_eq!(config.retention_days, 7);
+        assert_eq!(config.dialogues, PathBuf::from("dialogues"));
+        assert!(toml::from_str::<Config>("retention = 7\n").is_err());
+    }
+}

@@ -1,0 +1,905 @@
+//! Everything kept between turns: conversations (the engine's state), their transcript,
+//! handovers, processed update ids, the outbox and the anonymous need statistics, on
+//! SQLite (embedded default) or PostgreSQL, through sqlx's Any driver with one query text
+//! for both. Migrations are embedded, one folder per backend under `migrations/`.
+//!
+//! One inbound message is one transaction ([`Store::process`]): the dedupe record, the
+//! new state, the transcript lines, the outbox rows, the handover and the statistics
+//! commit together or not at all. Messages of one conversation are processed one at a
+//! time, in the order `process` is called; different conversations run in parallel (on
+//! PostgreSQL also across instances, by a row lock).
+//!
+//! This module never logs a citizen's words or a chat id.
+
+mod url;
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex as StdMutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use chrono_tz::Europe::Rome;
+use serde::{Deserialize, Serialize};
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::{Any, Connection, Executor, Row, Transaction};
+
+use crate::dialogue::Bundle;
+use crate::engine::{self, Button, Input, Mode, Output, State};
+
+pub use url::redact;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Lock stripes for "one message at a time per conversation" inside one process.
+const STRIPES: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the database URL {0} is not valid: write sqlite://PATH or postgres://USER@HOST:PORT/DATABASE"
+    )]
+    InvalidUrl(String),
+    #[error("cannot open the database {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error(
+        "the database {url} was updated by a newer sportello (schema version {version}); run a newer sportello, or restore the backup taken before the upgrade"
+    )]
+    NewerSchema { url: String, version: i64 },
+    #[error("cannot update the database schema of {url}: {reason}")]
+    Migrate { url: String, reason: String },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored data cannot be read: {0}")]
+    Corrupt(String),
+    #[error("failure injected at {0:?}")]
+    Injected(FailPoint),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where [`Store::process`] may be made to fail, to prove that nothing is half-written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailPoint {
+    AfterEngine,
+    AfterTranscript,
+    BeforeCommit,
+}
+
+/// One message from a citizen, as a channel received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inbound {
+    pub channel: String,
+    pub chat_id: String,
+    /// The channel's id of this update: a second delivery with the same id is ignored.
+    pub update_id: Option<String>,
+    pub input: Input,
+    /// The citizen's interface language, proposed at the first contact.
+    pub interface_lang: Option<String>,
+    pub now: DateTime<Utc>,
+}
+
+/// What a turn owes the citizen, composed into one message (text, buttons, location
+/// request). It is the outbox payload of the citizen's channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub text: String,
+    pub buttons: Vec<Button>,
+    pub request_location: bool,
+}
+
+impl Delivery {
+    /// Joins a turn's messages: the texts in order, the buttons of the last question.
+    pub fn compose(outputs: &[Output]) -> Option<Delivery> {
+        let mut delivery = Delivery {
+            text: String::new(),
+            buttons: Vec::new(),
+            request_location: false,
+        };
+        for output in outputs {
+            if let Output::Message {
+                text,
+                buttons,
+                request_location,
+            } = output
+            {
+                if !delivery.text.is_empty() {
+                    delivery.text.push_str("\n\n");
+                }
+                delivery.text.push_str(text);
+                if !buttons.is_empty() {
+                    delivery.buttons = buttons.clone();
+                }
+                delivery.request_location |= request_location;
+            }
+        }
+        (!delivery.text.is_empty()).then_some(delivery)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Processed {
+    /// The update was processed before: nothing done.
+    Duplicate,
+    Done(Turn),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Turn {
+    pub conversation_id: i64,
+    pub outputs: Vec<Output>,
+    /// The outbox row owed to the citizen, if the turn says anything.
+    pub outbox_id: Option<i64>,
+    pub delivery: Option<Delivery>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub conversation_id: Option<i64>,
+    pub channel: String,
+    pub chat_id: String,
+    pub payload: String,
+    pub attempts: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationRow {
+    pub id: i64,
+    pub status: String,
+    pub state: State,
+    pub updated_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandoverRow {
+    pub case: i64,
+    pub conversation_id: Option<i64>,
+    pub need: String,
+    pub comune: Option<String>,
+    pub lang: String,
+    pub status: String,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StatRow {
+    pub week: String,
+    pub comune: String,
+    pub need: String,
+    pub lang: String,
+    pub outcome: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PurgeReport {
+    /// Conversations whose personal data was erased.
+    pub erased: u64,
+    /// Of those, conversations left without any outcome, counted as abandoned.
+    pub abandoned: u64,
+}
+
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    url: String,
+    stripes: Vec<tokio::sync::Mutex<()>>,
+    fail_at: StdMutex<Option<FailPoint>>,
+}
+
+fn millis(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+fn from_millis(value: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(value).single().unwrap_or_default()
+}
+
+/// "2026-W12": the ISO week in Rome, the finest time the statistics keep.
+pub fn iso_week(time: DateTime<Utc>) -> String {
+    let week = time.with_timezone(&Rome).iso_week();
+    format!("{}-W{:02}", week.year(), week.week())
+}
+
+/// What the citizen did, as a transcript line.
+fn describe(input: &Input, state: &State) -> String {
+    match input {
+        Input::Text(text) => text.chars().take(engine::MAX_INPUT_CHARS).collect(),
+        Input::Button(payload) => {
+            let label = state
+                .buttons
+                .iter()
+                .find(|button| button.action.payload() == *payload)
+                .map(|button| button.label.as_str())
+                .unwrap_or("?");
+            format!("[{label}]")
+        }
+        Input::Location(point) => format!("[posizione {:.5}, {:.5}]", point.lat, point.lon),
+        Input::Unsupported => "[messaggio non leggibile]".to_string(),
+        Input::Repeat => "[ripeti]".to_string(),
+    }
+}
+
+fn status_of(state: &State, previous: Option<&str>) -> &'static str {
+    match state.mode {
+        Mode::Ended => "closed",
+        Mode::WithVolunteer if previous == Some("volunteer") => "volunteer",
+        Mode::WithVolunteer => "waiting",
+        _ => "bot",
+    }
+}
+
+impl Store {
+    /// Opens the database and applies the pending migrations.
+    pub async fn open(url: &str) -> Result<Store> {
+        let store = Store::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens the database without touching its schema.
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let shown = redact(url);
+        let (backend, url) =
+            url::prepare(url).map_err(|_| StoreError::InvalidUrl(shown.clone()))?;
+        let sqlite = backend == Backend::Sqlite;
+        // One plain connection first: a refused connection or a wrong password is told
+        // at once, instead of after the pool's patient retries.
+        let probe =
+            sqlx::AnyConnection::connect(&url)
+                .await
+                .map_err(|error| StoreError::Connect {
+                    url: shown.clone(),
+                    reason: url::plain_reason(&error),
+                })?;
+        let _ = probe.close().await;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        connection
+                            .execute(
+                                "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
+                            )
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|error| StoreError::Connect {
+                url: shown.clone(),
+                reason: url::plain_reason(&error),
+            })?;
+        Ok(Store {
+            pool,
+            backend,
+            url: shown,
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            fail_at: StdMutex::new(None),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies the migrations this binary carries; refuses a database of a newer schema.
+    pub async fn migrate(&self) -> Result<usize> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|error| match error {
+                MigrateError::VersionMissing(version) => StoreError::NewerSchema {
+                    url: self.url.clone(),
+                    version,
+                },
+                other => StoreError::Migrate {
+                    url: self.url.clone(),
+                    reason: other.to_string(),
+                },
+            })?;
+        Ok(migrator.iter().count())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Makes the next [`Store::process`] calls fail at `point` (tests only).
+    pub fn fail_at(&self, point: Option<FailPoint>) {
+        if let Ok(mut fail_at) = self.fail_at.lock() {
+            *fail_at = point;
+        }
+    }
+
+    fn check_fail(&self, point: FailPoint) -> Result<()> {
+        match self.fail_at.lock().map(|fail_at| *fail_at) {
+            Ok(Some(wanted)) if wanted == point => Err(StoreError::Injected(point)),
+            _ => Ok(()),
+        }
+    }
+
+    fn stripe(&self, channel: &str, chat_id: &str) -> &tokio::sync::Mutex<()> {
+        let mut hasher = DefaultHasher::new();
+        (channel, chat_id).hash(&mut hasher);
+        &self.stripes[(hasher.finish() as usize) % STRIPES]
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Any>> {
+        Ok(match self.backend {
+            // Take the write lock at once: a deferred transaction that reads and then
+            // writes can fail with SQLITE_BUSY instead of waiting.
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// Runs one inbound message through the engine in one transaction.
+    pub async fn process(&self, bundle: &Bundle, inbound: Inbound) -> Result<Processed> {
+        // The lock is the first await: calls for one conversation queue in call order.
+        let _turn = self.stripe(&inbound.channel, &inbound.chat_id).lock().await;
+        let mut tx = self.begin().await?;
+        let now = millis(inbound.now);
+        if let Some(update_id) = &inbound.update_id {
+            let inserted = sqlx::query(
+                "INSERT INTO processed_updates (channel, update_id, at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (channel, update_id) DO NOTHING",
+            )
+            .bind(&inbound.channel)
+            .bind(update_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                tx.rollback().await?;
+                return Ok(Processed::Duplicate);
+            }
+        }
+        let fresh = State::new(bundle, inbound.interface_lang.as_deref());
+        let fresh_json = serde_json::to_string(&fresh)
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        sqlx::query(
+            "INSERT INTO conversations (channel, chat_id, lang, status, state, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'bot', $4, $5, $5) ON CONFLICT (channel, chat_id) DO NOTHING",
+        )
+        .bind(&inbound.channel)
+        .bind(&inbound.chat_id)
+        .bind(&fresh.lang)
+        .bind(&fresh_json)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let select = match self.backend {
+            Backend::Sqlite => {
+                "SELECT id, state, status, outcome_counted FROM conversations WHERE channel = $1 AND chat_id = $2"
+            }
+            Backend::Postgres => {
+                "SELECT id, state, status, outcome_counted FROM conversations WHERE channel = $1 AND chat_id = $2 FOR UPDATE"
+            }
+        };
+        let row = sqlx::query(select)
+            .bind(&inbound.channel)
+            .bind(&inbound.chat_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let conversation_id: i64 = row.try_get(0)?;
+        let stored: String = row.try_get(1)?;
+        let previous_status: String = row.try_get(2)?;
+        let mut outcome_counted = row.try_get::<i64, _>(3)? != 0;
+        let state: State = serde_json::from_str(&stored).unwrap_or_else(|_| {
+            // A state this binary cannot read (say, written by a newer version) starts over
+            // rather than locking the citizen out.
+            tracing::warn!(
+                conversation_id,
+                "stored conversation state unreadable; starting over"
+            );
+            fresh.clone()
+        });
+        let was_emergency = state.emergency;
+        let citizen_line = describe(&inbound.input, &state);
+        let (state, outputs) = engine::step(bundle, state, inbound.input, inbound.now);
+        self.check_fail(FailPoint::AfterEngine)?;
+
+        let forget = outputs.contains(&Output::Forget);
+        if forget {
+            self.erase_in(&mut tx, conversation_id).await?;
+        } else {
+            self.transcript_line(&mut tx, conversation_id, now, "citizen", &citizen_line)
+                .await?;
+        }
+        let delivery = Delivery::compose(&outputs);
+        let mut outbox_id = None;
+        if let Some(delivery) = &delivery {
+            let payload = serde_json::to_string(delivery)
+                .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+            outbox_id = Some(
+                self.enqueue(
+                    &mut tx,
+                    Some(conversation_id),
+                    &inbound.channel,
+                    &inbound.chat_id,
+                    &payload,
+                    now,
+                )
+                .await?,
+            );
+            if !forget {
+                self.transcript_line(&mut tx, conversation_id, now, "bot", &delivery.text)
+                    .await?;
+            }
+        }
+        self.check_fail(FailPoint::AfterTranscript)?;
+
+        let week = iso_week(inbound.now);
+        let comune = state.comune_id.clone().unwrap_or_else(|| "-".into());
+        let current_need = state.vars.get("need").cloned().unwrap_or_default();
+        let mut outcomes: Vec<(&str, String)> = Vec::new();
+        if state.emergency && !was_emergency {
+            outcomes.push(("emergency", current_need.clone()));
+        }
+        for output in &outputs {
+            match output {
+                Output::Suggestions { need, .. } => outcomes.push(("suggested", need.clone())),
+                Output::Handover(handover) => {
+                    let summary = serde_json::to_string(&handover.summary)
+                        .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+                    let case: i64 = sqlx::query(
+                        "INSERT INTO handovers (conversation_id, need, note, comune, lang, summary, in_hours, emergency, status, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'waiting', $9) RETURNING id",
+                    )
+                    .bind(conversation_id)
+                    .bind(&handover.need)
+                    .bind(&handover.note)
+                    .bind(state.comune_id.clone())
+                    .bind(&handover.lang)
+                    .bind(&summary)
+                    .bind(i64::from(handover.in_hours))
+                    .bind(i64::from(handover.emergency))
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?;
+                    let payload =
+                        serde_json::json!({ "kind": "handover", "case": case }).to_string();
+                    self.enqueue(
+                        &mut tx,
+                        Some(conversation_id),
+                        "volunteers",
+                        &case.to_string(),
+                        &payload,
+                        now,
+                    )
+                    .await?;
+                    outcomes.push(("handed_over", handover.need.clone()));
+                }
+                Output::ToVolunteer { text } => {
+                    let payload = serde_json::json!({ "kind": "relay", "conversation": conversation_id, "text": text }).to_string();
+                    self.enqueue(
+                        &mut tx,
+                        Some(conversation_id),
+                        "volunteers",
+                        &conversation_id.to_string(),
+                        &payload,
+                        now,
+                    )
+                    .await?;
+                }
+                _ => {}
+            }
+        }
+        if outputs.contains(&Output::Ended) && !outcome_counted && outcomes.is_empty() {
+            outcomes.push(("abandoned", current_need));
+        }
+        for (outcome, need) in &outcomes {
+            self.count(&mut tx, &week, &comune, need, &state.lang, outcome)
+                .await?;
+            outcome_counted = true;
+        }
+        if state.mode != Mode::Ended && outputs.contains(&Output::Forget) {
+            outcome_counted = false;
+        }
+
+        let status = status_of(&state, Some(&previous_status));
+        let state_json = serde_json::to_string(&state)
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        sqlx::query(
+            "UPDATE conversations SET state = $1, lang = $2, status = $3, consent = $4, flow = $5, step = $6, \
+             outcome_counted = $7, updated_at = $8, closed_at = $9 WHERE id = $10",
+        )
+        .bind(&state_json)
+        .bind(&state.lang)
+        .bind(status)
+        .bind(i64::from(state.consent))
+        .bind(&state.flow)
+        .bind(&state.step)
+        .bind(i64::from(outcome_counted))
+        .bind(now)
+        .bind((status == "closed").then_some(now))
+        .bind(conversation_id)
+        .execute(&mut *tx)
+        .await?;
+        self.check_fail(FailPoint::BeforeCommit)?;
+        tx.commit().await?;
+        Ok(Processed::Done(Turn {
+            conversation_id,
+            outputs,
+            outbox_id,
+            delivery,
+        }))
+    }
+
+    async fn transcript_line(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        conversation_id: i64,
+        at: i64,
+        author: &str,
+        text: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO transcript (conversation_id, at, author, text) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(conversation_id)
+        .bind(at)
+        .bind(author)
+        .bind(text)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn enqueue(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        conversation_id: Option<i64>,
+        channel: &str,
+        chat_id: &str,
+        payload: &str,
+        now: i64,
+    ) -> Result<i64> {
+        Ok(sqlx::query(
+            "INSERT INTO outbox (conversation_id, channel, chat_id, payload, next_attempt_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+        )
+        .bind(conversation_id)
+        .bind(channel)
+        .bind(chat_id)
+        .bind(payload)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?)
+    }
+
+    async fn count(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        week: &str,
+        comune: &str,
+        need: &str,
+        lang: &str,
+        outcome: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO need_stats (week, comune, need, lang, outcome, count) VALUES ($1, $2, $3, $4, $5, 1) \
+             ON CONFLICT (week, comune, need, lang, outcome) DO UPDATE SET count = need_stats.count + 1",
+        )
+        .bind(week)
+        .bind(comune)
+        .bind(if need.is_empty() { "-" } else { need })
+        .bind(lang)
+        .bind(outcome)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Erases a conversation's personal data inside a transaction, keeping the row (the
+    /// chat must still receive the confirmation): transcript, pending messages, case
+    /// summaries.
+    async fn erase_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        conversation_id: i64,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM transcript WHERE conversation_id = $1")
+            .bind(conversation_id)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("DELETE FROM outbox WHERE conversation_id = $1 AND sent_at IS NULL")
+            .bind(conversation_id)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("UPDATE handovers SET summary = '[]', note = '', conversation_id = NULL, status = 'closed' WHERE conversation_id = $1")
+            .bind(conversation_id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// `sportello forget --chat`: erases everything of one chat at once.
+    pub async fn forget(&self, channel: &str, chat_id: &str) -> Result<bool> {
+        let _turn = self.stripe(channel, chat_id).lock().await;
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT id FROM conversations WHERE channel = $1 AND chat_id = $2")
+            .bind(channel)
+            .bind(chat_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        let id: i64 = row.try_get(0)?;
+        self.erase_in(&mut tx, id).await?;
+        sqlx::query("DELETE FROM outbox WHERE conversation_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM conversations WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Erases the personal data of conversations closed, or silent, for more than
+    /// `retention_days`; what they never reached is counted as abandoned first.
+    pub async fn purge(&self, now: DateTime<Utc>, retention_days: u32) -> Result<PurgeReport> {
+        let cutoff = millis(now) - i64::from(retention_days) * 24 * 3600 * 1000;
+        let mut report = PurgeReport::default();
+        let expired = sqlx::query(
+            "SELECT id, channel, chat_id, state, outcome_counted, updated_at FROM conversations \
+             WHERE (status = 'closed' AND closed_at < $1) OR (status <> 'closed' AND updated_at < $1)",
+        )
+        .bind(cutoff)
+        .fetch_all(&self.pool)
+        .await?;
+        for row in expired {
+            let id: i64 = row.try_get(0)?;
+            let channel: String = row.try_get(1)?;
+            let chat_id: String = row.try_get(2)?;
+            let _turn = self.stripe(&channel, &chat_id).lock().await;
+            let mut tx = self.begin().await?;
+            // Re-read under the lock: the citizen may have written in the meantime.
+            let still = sqlx::query(
+                "SELECT state, outcome_counted, updated_at FROM conversations WHERE id = $1 \
+                 AND ((status = 'closed' AND closed_at < $2) OR (status <> 'closed' AND updated_at < $2))",
+            )
+            .bind(id)
+            .bind(cutoff)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(still) = still else {
+                tx.rollback().await?;
+                continue;
+            };
+            let counted = still.try_get::<i64, _>(1)? != 0;
+            if !counted {
+                let state: Option<State> =
+                    serde_json::from_str(&still.try_get::<String, _>(0)?).ok();
+                let updated_at: i64 = still.try_get(2)?;
+                let need = state
+                    .as_ref()
+                    .and_then(|s| s.vars.get("need").cloned())
+                    .unwrap_or_default();
+                let comune = state
+                    .as_ref()
+                    .and_then(|s| s.comune_id.clone())
+                    .unwrap_or_else(|| "-".into());
+                let lang = state
+                    .as_ref()
+                    .map(|s| s.lang.clone())
+                    .unwrap_or_else(|| "it".into());
+                self.count(
+                    &mut tx,
+                    &iso_week(from_millis(updated_at)),
+                    &comune,
+                    &need,
+                    &lang,
+                    "abandoned",
+                )
+                .await?;
+                report.abandoned += 1;
+            }
+            self.erase_in(&mut tx, id).await?;
+            sqlx::query("DELETE FROM outbox WHERE conversation_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM conversations WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            report.erased += 1;
+        }
+        sqlx::query("DELETE FROM processed_updates WHERE at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        Ok(report)
+    }
+
+    pub async fn conversation(
+        &self,
+        channel: &str,
+        chat_id: &str,
+    ) -> Result<Option<ConversationRow>> {
+        let row = sqlx::query("SELECT id, status, state, updated_at, closed_at FROM conversations WHERE channel = $1 AND chat_id = $2")
+            .bind(channel)
+            .bind(chat_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let state: String = row.try_get(2)?;
+        Ok(Some(ConversationRow {
+            id: row.try_get(0)?,
+            status: row.try_get(1)?,
+            state: serde_json::from_str(&state)
+                .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+            updated_at: from_millis(row.try_get(3)?),
+            closed_at: row.try_get::<Option<i64>, _>(4)?.map(from_millis),
+        }))
+    }
+
+    /// The transcript of a chat, oldest first: (author, text).
+    pub async fn transcript(&self, channel: &str, chat_id: &str) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT t.author, t.text FROM transcript t JOIN conversations c ON c.id = t.conversation_id \
+             WHERE c.channel = $1 AND c.chat_id = $2 ORDER BY t.id",
+        )
+        .bind(channel)
+        .bind(chat_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect()
+    }
+
+    /// Outbox rows of `channel` due at `now`, oldest first.
+    pub async fn outbox_due(
+        &self,
+        channel: &str,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>> {
+        let rows = sqlx::query(
+            "SELECT id, conversation_id, channel, chat_id, payload, attempts FROM outbox \
+             WHERE channel = $1 AND sent_at IS NULL AND next_attempt_at <= $2 ORDER BY id LIMIT $3",
+        )
+        .bind(channel)
+        .bind(millis(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(OutboxRow {
+                    id: row.try_get(0)?,
+                    conversation_id: row.try_get(1)?,
+                    channel: row.try_get(2)?,
+                    chat_id: row.try_get(3)?,
+                    payload: row.try_get(4)?,
+                    attempts: row.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Outbox rows of one chat not yet sent, oldest first (whatever their next attempt).
+    pub async fn outbox_unsent(&self, channel: &str, chat_id: &str) -> Result<Vec<OutboxRow>> {
+        let rows = sqlx::query(
+            "SELECT id, conversation_id, channel, chat_id, payload, attempts FROM outbox \
+             WHERE channel = $1 AND chat_id = $2 AND sent_at IS NULL ORDER BY id",
+        )
+        .bind(channel)
+        .bind(chat_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(OutboxRow {
+                    id: row.try_get(0)?,
+                    conversation_id: row.try_get(1)?,
+                    channel: row.try_get(2)?,
+                    chat_id: row.try_get(3)?,
+                    payload: row.try_get(4)?,
+                    attempts: row.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn outbox_sent(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE outbox SET sent_at = $1, attempts = attempts + 1 WHERE id = $2")
+            .bind(millis(now))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt; the row is tried again at `next_attempt`.
+    pub async fn outbox_failed(
+        &self,
+        id: i64,
+        next_attempt: DateTime<Utc>,
+        error_kind: &str,
+    ) -> Result<()> {
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE id = $3")
+            .bind(millis(next_attempt))
+            .bind(error_kind)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn handovers(&self) -> Result<Vec<HandoverRow>> {
+        let rows = sqlx::query("SELECT id, conversation_id, need, comune, lang, status, summary FROM handovers ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(HandoverRow {
+                    case: row.try_get(0)?,
+                    conversation_id: row.try_get(1)?,
+                    need: row.try_get(2)?,
+                    comune: row.try_get(3)?,
+                    lang: row.try_get(4)?,
+                    status: row.try_get(5)?,
+                    summary: row.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The anonymous statistics of the weeks from `from` to `to` ("2026-W01"), inclusive.
+    pub async fn stats(&self, from: &str, to: &str) -> Result<Vec<StatRow>> {
+        let rows = sqlx::query(
+            "SELECT week, comune, need, lang, outcome, count FROM need_stats WHERE week >= $1 AND week <= $2 \
+             ORDER BY week, comune, need, lang, outcome",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StatRow {
+                    week: row.try_get(0)?,
+                    comune: row.try_get(1)?,
+                    need: row.try_get(2)?,
+                    lang: row.try_get(3)?,
+                    outcome: row.try_get(4)?,
+                    count: row.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+}
