@@ -187,3 +187,55 @@ fn graph_prints_mermaid_and_dot() {
 fn the_fixture_folder_exists_on_disk_only_in_tests() {
     assert!(!Path::new(env!("CARGO_MANIFEST_DIR")).join("mini").exists());
 }
+
+#[test]
+fn bad_database_urls_give_one_clear_line_and_no_secret() {
+    let cases = [
+        ("nonsense", "is not valid"),
+        ("postgres://postgres:s3cret@127.0.0.1:1/sportello", "Connection refused"),
+        ("sqlite:///proc/no/such/folder/sportello.db", "cannot open the database"),
+    ];
+    for (url, wanted) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_sportello"))
+            .arg("migrate")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("SPORTELLO_DATABASE_URL", url)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{url}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(wanted), "{stderr}");
+        assert!(!stderr.contains("s3cret") && !stderr.contains("panicked"), "{stderr}");
+    }
+    let output = sportello(&["forget", "--chat", "ada"], "");
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn chat_user_keeps_the_conversation_between_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let run = |input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sportello"))
+            .args(["chat", "--user", "bruno"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("SPORTELLO_DATABASE_URL", &url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(run("/start\n1\n").contains("Di cosa hai bisogno?"));
+    assert!(run("2\n").contains("Che aiuto ti serve per la casa?"));
+    let output = Command::new(env!("CARGO_BIN_EXE_sportello"))
+        .args(["forget", "--chat", "terminal:bruno"])
+        .env("SPORTELLO_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(text(&output).contains("erased the personal data of terminal:bruno"), "{}", text(&output));
+}
