@@ -192,8 +192,14 @@ fn the_fixture_folder_exists_on_disk_only_in_tests() {
 fn bad_database_urls_give_one_clear_line_and_no_secret() {
     let cases = [
         ("nonsense", "is not valid"),
-        ("postgres://postgres:s3cret@127.0.0.1:1/sportello", "Connection refused"),
-        ("sqlite:///proc/no/such/folder/sportello.db", "cannot open the database"),
+        (
+            "postgres://postgres:s3cret@127.0.0.1:1/sportello",
+            "Connection refused",
+        ),
+        (
+            "sqlite:///proc/no/such/folder/sportello.db",
+            "cannot open the database",
+        ),
     ];
     for (url, wanted) in cases {
         let output = Command::new(env!("CARGO_BIN_EXE_sportello"))
@@ -206,7 +212,10 @@ fn bad_database_urls_give_one_clear_line_and_no_secret() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
         assert!(stderr.contains(wanted), "{stderr}");
-        assert!(!stderr.contains("s3cret") && !stderr.contains("panicked"), "{stderr}");
+        assert!(
+            !stderr.contains("s3cret") && !stderr.contains("panicked"),
+            "{stderr}"
+        );
     }
     let output = sportello(&["forget", "--chat", "ada"], "");
     assert_eq!(output.status.code(), Some(2));
@@ -225,7 +234,12 @@ fn chat_user_keeps_the_conversation_between_runs() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
         let output = child.wait_with_output().unwrap();
         assert!(output.status.success());
         String::from_utf8_lossy(&output.stdout).into_owned()
@@ -237,5 +251,9 @@ fn chat_user_keeps_the_conversation_between_runs() {
         .env("SPORTELLO_DATABASE_URL", &url)
         .output()
         .unwrap();
-    assert!(text(&output).contains("erased the personal data of terminal:bruno"), "{}", text(&output));
+    assert!(
+        text(&output).contains("erased the personal data of terminal:bruno"),
+        "{}",
+        text(&output)
+    );
 }

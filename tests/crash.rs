@@ -20,7 +20,13 @@ impl Bot {
     fn start(database_url: &str, abort_after_commit: Option<usize>) -> Bot {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sportello"));
         command
-            .args(["chat", "--user", "ada", "--now", "2026-03-17T10:00:00+01:00"])
+            .args([
+                "chat",
+                "--user",
+                "ada",
+                "--now",
+                "2026-03-17T10:00:00+01:00",
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("SPORTELLO_DATABASE_URL", database_url)
             .env_remove("SPORTELLO_DIALOGUES")
@@ -68,8 +74,13 @@ impl Bot {
                     self.seen.push_str(&line);
                     self.seen.push('\n');
                 }
-                Err(RecvTimeoutError::Timeout) => panic!("the bot never said {wanted:?}; it said:\n{}", self.seen),
-                Err(RecvTimeoutError::Disconnected) => panic!("the bot stopped before saying {wanted:?}; it said:\n{}", self.seen),
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("the bot never said {wanted:?}; it said:\n{}", self.seen)
+                }
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "the bot stopped before saying {wanted:?}; it said:\n{}",
+                    self.seen
+                ),
             }
         }
     }
@@ -125,13 +136,38 @@ async fn killed_in_the_middle_of_a_conversation_it_continues_with_its_transcript
 
     let store = Store::open(&url).await.unwrap();
     let transcript = store.transcript("terminal", "ada").await.unwrap();
-    let said: Vec<&str> = transcript.iter().filter(|(author, _)| author == "citizen").map(|(_, text)| text.as_str()).collect();
-    assert_eq!(said, ["/start", "1", "2", "1", "Pioltello", "2"], "each message once, in order");
-    let replies = transcript.iter().filter(|(author, _)| author == "bot").count();
+    let said: Vec<&str> = transcript
+        .iter()
+        .filter(|(author, _)| author == "citizen")
+        .map(|(_, text)| text.as_str())
+        .collect();
+    assert_eq!(
+        said,
+        ["/start", "1", "2", "1", "Pioltello", "2"],
+        "each message once, in order"
+    );
+    let replies = transcript
+        .iter()
+        .filter(|(author, _)| author == "bot")
+        .count();
     assert_eq!(replies, 6);
-    assert!(store.outbox_unsent("terminal", "ada").await.unwrap().is_empty(), "nothing owed is left");
-    let conversation = store.conversation("terminal", "ada").await.unwrap().unwrap();
+    assert!(
+        store
+            .outbox_unsent("terminal", "ada")
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing owed is left"
+    );
+    let conversation = store
+        .conversation("terminal", "ada")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(conversation.status, "closed");
-    assert_eq!(conversation.state.vars.get("need").map(String::as_str), Some("casa.affitto"));
+    assert_eq!(
+        conversation.state.vars.get("need").map(String::as_str),
+        Some("casa.affitto")
+    );
     store.close().await;
 }
