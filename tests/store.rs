@@ -516,14 +516,29 @@ async fn a_handover_opens_a_case_owed_to_the_volunteers(db: &Db) {
         ("casa.affitto", "waiting")
     );
     assert_eq!(cases[0].comune.as_deref(), Some("segrate"));
-    let owed = store.outbox_due("volunteers", t0(), 10).await.unwrap();
+    let chat = conversation.id.to_string();
+    let owed = store.outbox_unsent("volunteers", &chat).await.unwrap();
     assert_eq!(owed.len(), 1);
     assert!(owed[0].payload.contains("\"handover\""), "{owed:?}");
-    // What the citizen writes now is for the volunteer.
+    // What the citizen writes now is for the volunteer, after the card.
     say(store, &bundle, "ivo", "sono ancora qui", t0()).await;
-    let owed = store.outbox_due("volunteers", t0(), 10).await.unwrap();
+    let owed = store.outbox_unsent("volunteers", &chat).await.unwrap();
     assert_eq!(owed.len(), 2);
     assert!(owed[1].payload.contains("sono ancora qui"));
+    // The citizen blocks the bot: closed, nothing more sent, the volunteer told.
+    assert!(store.close_blocked("test", "ivo", t0()).await.unwrap());
+    assert_eq!(
+        store
+            .conversation("test", "ivo")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "closed"
+    );
+    assert!(store.outbox_unsent("test", "ivo").await.unwrap().is_empty());
+    let owed = store.outbox_unsent("volunteers", &chat).await.unwrap();
+    assert!(owed[2].payload.contains("\"blocked\""), "{owed:?}");
 }
 
 async fn the_outbox_retries_and_keeps_order(db: &Db) {
@@ -531,25 +546,36 @@ async fn the_outbox_retries_and_keeps_order(db: &Db) {
     let store = &db.store;
     say(store, &bundle, "lia", "/start", t0()).await;
     say(store, &bundle, "lia", "1", t0()).await;
+    say(store, &bundle, "max", "/start", t0()).await;
+    // Each chat's oldest row only: a later row waits for the earlier one.
     let due = store.outbox_due("test", t0(), 10).await.unwrap();
-    assert_eq!(due.len(), 2);
-    assert!(due[0].id < due[1].id);
+    let chats: Vec<&str> = due.iter().map(|row| row.chat_id.as_str()).collect();
+    assert_eq!(chats, ["lia", "max"]);
+    let first = due[0].id;
+    let unsent = store.outbox_unsent("test", "lia").await.unwrap();
+    assert_eq!(unsent.len(), 2);
     store
-        .outbox_failed(due[0].id, t0() + Duration::seconds(30), "timeout")
+        .outbox_failed(first, t0() + Duration::seconds(30), "timeout")
         .await
         .unwrap();
     let due_now = store.outbox_due("test", t0(), 10).await.unwrap();
-    assert_eq!(
-        due_now.iter().map(|row| row.id).collect::<Vec<_>>(),
-        [due[1].id]
-    );
+    let chats: Vec<&str> = due_now.iter().map(|row| row.chat_id.as_str()).collect();
+    assert_eq!(chats, ["max"], "lia waits for its retry");
     let later = store
         .outbox_due("test", t0() + Duration::seconds(31), 10)
         .await
         .unwrap();
-    assert_eq!(later.len(), 2);
-    assert_eq!(later[0].attempts, 1);
-    store.outbox_sent(due[0].id, t0()).await.unwrap();
+    assert_eq!((later[0].id, later[0].attempts), (first, 1));
+    store.outbox_sent(first, t0()).await.unwrap();
+    let next = store
+        .outbox_due("test", t0() + Duration::seconds(31), 10)
+        .await
+        .unwrap();
+    assert_eq!(next[0].id, unsent[1].id);
+    store
+        .outbox_dropped(unsent[1].id, t0(), "refused")
+        .await
+        .unwrap();
     store.outbox_sent(due[1].id, t0()).await.unwrap();
     assert!(
         store
@@ -558,6 +584,7 @@ async fn the_outbox_retries_and_keeps_order(db: &Db) {
             .unwrap()
             .is_empty()
     );
+    assert!(store.outbox_unsent("test", "lia").await.unwrap().is_empty());
 }
 
 async fn a_database_of_a_newer_schema_is_refused(db: &Db) {

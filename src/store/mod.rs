@@ -198,6 +198,17 @@ pub struct Store {
     fail_at: StdMutex<Option<FailPoint>>,
 }
 
+fn outbox_row(row: &sqlx::any::AnyRow) -> Result<OutboxRow> {
+    Ok(OutboxRow {
+        id: row.try_get(0)?,
+        conversation_id: row.try_get(1)?,
+        channel: row.try_get(2)?,
+        chat_id: row.try_get(3)?,
+        payload: row.try_get(4)?,
+        attempts: row.try_get(5)?,
+    })
+}
+
 fn millis(time: DateTime<Utc>) -> i64 {
     time.timestamp_millis()
 }
@@ -487,7 +498,7 @@ impl Store {
                         &mut tx,
                         Some(conversation_id),
                         "volunteers",
-                        &case.to_string(),
+                        &conversation_id.to_string(),
                         &payload,
                         now,
                     )
@@ -781,7 +792,9 @@ impl Store {
             .collect()
     }
 
-    /// Outbox rows of `channel` due at `now`, oldest first.
+    /// The rows of `channel` to deliver now: for each chat, its oldest row not yet
+    /// delivered nor given up, when it is due. A later row of a chat waits for the
+    /// earlier ones, so each chat receives its messages in order.
     pub async fn outbox_due(
         &self,
         channel: &str,
@@ -789,50 +802,200 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<OutboxRow>> {
         let rows = sqlx::query(
-            "SELECT id, conversation_id, channel, chat_id, payload, attempts FROM outbox \
-             WHERE channel = $1 AND sent_at IS NULL AND next_attempt_at <= $2 ORDER BY id LIMIT $3",
+            "SELECT o.id, o.conversation_id, o.channel, o.chat_id, o.payload, o.attempts FROM outbox o \
+             WHERE o.channel = $1 AND o.sent_at IS NULL AND o.dropped_at IS NULL AND o.next_attempt_at <= $2 \
+             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.chat_id = o.chat_id \
+                             AND p.sent_at IS NULL AND p.dropped_at IS NULL AND p.id < o.id) \
+             ORDER BY o.id LIMIT $3",
         )
         .bind(channel)
         .bind(millis(now))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(OutboxRow {
-                    id: row.try_get(0)?,
-                    conversation_id: row.try_get(1)?,
-                    channel: row.try_get(2)?,
-                    chat_id: row.try_get(3)?,
-                    payload: row.try_get(4)?,
-                    attempts: row.try_get(5)?,
-                })
-            })
-            .collect()
+        rows.iter().map(outbox_row).collect()
     }
 
-    /// Outbox rows of one chat not yet sent, oldest first (whatever their next attempt).
+    /// Outbox rows of one chat not yet delivered nor given up, oldest first.
     pub async fn outbox_unsent(&self, channel: &str, chat_id: &str) -> Result<Vec<OutboxRow>> {
         let rows = sqlx::query(
             "SELECT id, conversation_id, channel, chat_id, payload, attempts FROM outbox \
-             WHERE channel = $1 AND chat_id = $2 AND sent_at IS NULL ORDER BY id",
+             WHERE channel = $1 AND chat_id = $2 AND sent_at IS NULL AND dropped_at IS NULL ORDER BY id",
         )
         .bind(channel)
         .bind(chat_id)
         .fetch_all(&self.pool)
         .await?;
+        rows.iter().map(outbox_row).collect()
+    }
+
+    /// Gives a row up for good (a message Telegram refuses whatever we do).
+    pub async fn outbox_dropped(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        error_kind: &str,
+    ) -> Result<()> {
+        sqlx::query("UPDATE outbox SET dropped_at = $1, attempts = attempts + 1, last_error = $2 WHERE id = $3")
+            .bind(millis(now))
+            .bind(error_kind)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The citizen blocked the bot: the conversation closes, nothing more is sent to
+    /// them, and a volunteer who has the case is told. True when one had it.
+    pub async fn close_blocked(
+        &self,
+        channel: &str,
+        chat_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let _turn = self.stripe(channel, chat_id).lock().await;
+        let mut tx = self.begin().await?;
+        let at = millis(now);
+        sqlx::query("UPDATE outbox SET dropped_at = $1, last_error = 'blocked' WHERE channel = $2 AND chat_id = $3 AND sent_at IS NULL AND dropped_at IS NULL")
+            .bind(at)
+            .bind(channel)
+            .bind(chat_id)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query("SELECT id, status, outcome_counted, state FROM conversations WHERE channel = $1 AND chat_id = $2")
+            .bind(channel)
+            .bind(chat_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        let id: i64 = row.try_get(0)?;
+        let status: String = row.try_get(1)?;
+        if row.try_get::<i64, _>(2)? == 0 {
+            let state: Option<State> = serde_json::from_str(&row.try_get::<String, _>(3)?).ok();
+            let need = state
+                .as_ref()
+                .and_then(|s| s.vars.get("need").cloned())
+                .unwrap_or_default();
+            let comune = state
+                .as_ref()
+                .and_then(|s| s.comune_id.clone())
+                .unwrap_or_else(|| "-".into());
+            let lang = state
+                .as_ref()
+                .map(|s| s.lang.clone())
+                .unwrap_or_else(|| "it".into());
+            self.count(&mut tx, &iso_week(now), &comune, &need, &lang, "abandoned")
+                .await?;
+        }
+        let volunteer = status == "waiting" || status == "volunteer";
+        if volunteer {
+            let payload = serde_json::json!({ "kind": "blocked", "conversation": id }).to_string();
+            self.enqueue(
+                &mut tx,
+                Some(id),
+                "volunteers",
+                &id.to_string(),
+                &payload,
+                at,
+            )
+            .await?;
+        }
+        sqlx::query("UPDATE conversations SET status = 'closed', closed_at = $1, updated_at = $1, outcome_counted = 1 WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(volunteer)
+    }
+
+    /// Stores an update before the channel is told it arrived; false if it was there.
+    pub async fn inbox_put(
+        &self,
+        channel: &str,
+        update_id: i64,
+        payload: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO inbox (channel, update_id, payload, received_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (channel, update_id) DO NOTHING",
+        )
+        .bind(channel)
+        .bind(update_id)
+        .bind(payload)
+        .bind(millis(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(inserted > 0)
+    }
+
+    /// Stores a batch of updates in one transaction.
+    pub async fn inbox_put_all(
+        &self,
+        channel: &str,
+        updates: &[(i64, String)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for (update_id, payload) in updates {
+            sqlx::query(
+                "INSERT INTO inbox (channel, update_id, payload, received_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (channel, update_id) DO NOTHING",
+            )
+            .bind(channel)
+            .bind(update_id)
+            .bind(payload)
+            .bind(millis(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The oldest stored updates of a channel, in update order.
+    pub async fn inbox_batch(&self, channel: &str, limit: i64) -> Result<Vec<(i64, String)>> {
+        let rows = sqlx::query(
+            "SELECT update_id, payload FROM inbox WHERE channel = $1 ORDER BY update_id LIMIT $2",
+        )
+        .bind(channel)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
-            .map(|row| {
-                Ok(OutboxRow {
-                    id: row.try_get(0)?,
-                    conversation_id: row.try_get(1)?,
-                    channel: row.try_get(2)?,
-                    chat_id: row.try_get(3)?,
-                    payload: row.try_get(4)?,
-                    attempts: row.try_get(5)?,
-                })
-            })
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
             .collect()
+    }
+
+    pub async fn inbox_done(&self, channel: &str, update_id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM inbox WHERE channel = $1 AND update_id = $2")
+            .bind(channel)
+            .bind(update_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The highest update id stored or processed for a channel, to resume polling after it.
+    pub async fn last_update_id(&self, channel: &str) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT MAX(update_id) FROM inbox WHERE channel = $1")
+            .bind(channel)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>(0)?)
+    }
+
+    /// Cases waiting for a volunteer.
+    pub async fn handovers_waiting(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM handovers WHERE status = 'waiting'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)?)
     }
 
     pub async fn outbox_sent(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
