@@ -64,6 +64,7 @@ async fn run(
                     update_id: Some(format!("{chat}-{n}")),
                     input: Input::Text(SCRIPT[n % SCRIPT.len()].into()),
                     interface_lang: None,
+                    button_tag: None,
                     now: Utc::now(),
                 };
                 let sent = Instant::now();

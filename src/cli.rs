@@ -180,9 +180,14 @@ pub fn main() -> ExitCode {
             store.close().await;
             Ok(ExitCode::SUCCESS)
         }),
-        Command::Run | Command::Report => {
+        Command::Run => block_on(async {
+            let app = crate::app::App::build(config).await?;
+            app.run(shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Report => {
             eprintln!(
-                "error: this command comes with the Telegram and report work and is not in this version yet"
+                "error: the report comes with the report work and is not in this version yet"
             );
             return ExitCode::from(2);
         }
@@ -193,6 +198,21 @@ pub fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match terminate.as_mut() {
+                Some(signal) => { signal.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
     }
 }
 
@@ -476,6 +496,7 @@ async fn chat_stored(
             update_id: None,
             input,
             interface_lang: lang.map(str::to_string),
+            button_tag: None,
             now: clock(),
         };
         let Processed::Done(turn) = store.process(&bundle, inbound).await? else {

@@ -39,6 +39,13 @@ pub struct Config {
     pub retention_days: u32,
     pub telegram_token: Option<Secret>,
     pub telegram_api_url: Option<String>,
+    /// Webhook mode: the public HTTPS URL Telegram posts updates to (routed to
+    /// `/telegram/webhook` on `http_addr`); absent: long polling.
+    pub telegram_webhook_url: Option<String>,
+    /// The secret Telegram sends back in `X-Telegram-Bot-Api-Secret-Token`.
+    pub telegram_webhook_secret: Option<Secret>,
+    /// Lifts Telegram's rate limits: only for load tests against a fake Bot API.
+    pub telegram_unlimited: bool,
     pub matrix_homeserver: Option<String>,
     pub matrix_user: Option<String>,
     pub matrix_password: Option<Secret>,
@@ -58,6 +65,9 @@ impl Default for Config {
             retention_days: 30,
             telegram_token: None,
             telegram_api_url: None,
+            telegram_webhook_url: None,
+            telegram_webhook_secret: None,
+            telegram_unlimited: false,
             matrix_homeserver: None,
             matrix_user: None,
             matrix_password: None,
@@ -127,6 +137,15 @@ impl Config {
         }
         if let Some(value) = env("SPORTELLO_TELEGRAM_API_URL") {
             self.telegram_api_url = Some(value);
+        }
+        if let Some(value) = env("SPORTELLO_TELEGRAM_WEBHOOK_URL") {
+            self.telegram_webhook_url = Some(value);
+        }
+        if let Some(value) = env("SPORTELLO_TELEGRAM_WEBHOOK_SECRET") {
+            self.telegram_webhook_secret = Some(Secret(value));
+        }
+        if let Some(value) = env("SPORTELLO_TELEGRAM_UNLIMITED") {
+            self.telegram_unlimited = boolean("SPORTELLO_TELEGRAM_UNLIMITED", &value)?;
         }
         if let Some(value) = env("SPORTELLO_MATRIX_HOMESERVER") {
             self.matrix_homeserver = Some(value);

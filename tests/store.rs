@@ -171,6 +171,7 @@ fn inbound(chat: &str, text: &str, update: Option<&str>, now: DateTime<Utc>) -> 
         update_id: update.map(str::to_string),
         input: Input::Text(text.into()),
         interface_lang: None,
+        button_tag: None,
         now,
     }
 }

@@ -36,6 +36,25 @@ pub enum Input {
     Unsupported,
     /// Show the current question again (a channel that restarted, a terminal reopened).
     Repeat,
+    /// A button from an older question or another conversation: refused, the current
+    /// question shown again, nothing changed.
+    StaleButton,
+}
+
+/// A short tag binding buttons to the conversation and the question they were shown
+/// at; a channel puts it in the callback data and hands back `StaleButton` when a
+/// pressed button's tag is not the current one. Deterministic (FNV-1a), not a secret:
+/// a payload must still be one of the current buttons.
+pub fn button_tag(chat_id: &str, state: &State) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mode = format!("{:?}", state.mode);
+    for part in [chat_id, &state.flow, &state.step, &mode] {
+        for byte in part.bytes().chain(std::iter::once(0xff)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{:08x}", hash as u32)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,6 +324,11 @@ impl<'b> Turn<'b> {
             }
             Input::Location(point) => self.location(point),
             Input::Repeat => self.prompt_or_start(),
+            Input::StaleButton => {
+                let notice = self.message("stale_button");
+                self.say(notice);
+                self.prompt_or_start();
+            }
             Input::Unsupported => {
                 let notice = self.message("unsupported_input");
                 self.say(notice);
@@ -351,6 +375,19 @@ impl<'b> Turn<'b> {
             && (1..=self.state.buttons.len()).contains(&number)
         {
             let action = self.state.buttons[number - 1].action.clone();
+            return self.press(action);
+        }
+        // A button's exact label, as a reply keyboard sends it, is that button.
+        let normalised = matching::normalise(&text);
+        if !at_free_text
+            && !normalised.is_empty()
+            && let Some(button) = self
+                .state
+                .buttons
+                .iter()
+                .find(|button| matching::normalise(&button.label) == normalised)
+        {
+            let action = button.action.clone();
             return self.press(action);
         }
         match self.state.mode {

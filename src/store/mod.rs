@@ -85,6 +85,9 @@ pub struct Inbound {
     pub input: Input,
     /// The citizen's interface language, proposed at the first contact.
     pub interface_lang: Option<String>,
+    /// For a pressed button: the tag it was shown with (see `engine::button_tag`); a tag
+    /// that is not the conversation's current one makes the press stale.
+    pub button_tag: Option<String>,
     pub now: DateTime<Utc>,
 }
 
@@ -95,6 +98,12 @@ pub struct Delivery {
     pub text: String,
     pub buttons: Vec<Button>,
     pub request_location: bool,
+    /// The conversation's button tag after the turn, for the buttons' callback data.
+    #[serde(default)]
+    pub tag: String,
+    /// The conversation's language, for the channel's own words (the location button).
+    #[serde(default)]
+    pub lang: String,
 }
 
 impl Delivery {
@@ -104,6 +113,8 @@ impl Delivery {
             text: String::new(),
             buttons: Vec::new(),
             request_location: false,
+            tag: String::new(),
+            lang: String::new(),
         };
         for output in outputs {
             if let Output::Message {
@@ -239,6 +250,7 @@ fn describe(input: &Input, state: &State) -> String {
         Input::Location(point) => format!("[posizione {:.5}, {:.5}]", point.lat, point.lon),
         Input::Unsupported => "[messaggio non leggibile]".to_string(),
         Input::Repeat => "[ripeti]".to_string(),
+        Input::StaleButton => "[pulsante vecchio]".to_string(),
     }
 }
 
@@ -430,7 +442,14 @@ impl Store {
         });
         let was_emergency = state.emergency;
         let citizen_line = describe(&inbound.input, &state);
-        let (state, outputs) = engine::step(bundle, state, inbound.input, inbound.now);
+        let mut input = inbound.input;
+        if matches!(input, Input::Button(_))
+            && let Some(tag) = &inbound.button_tag
+            && *tag != engine::button_tag(&inbound.chat_id, &state)
+        {
+            input = Input::StaleButton;
+        }
+        let (state, outputs) = engine::step(bundle, state, input, inbound.now);
         self.check_fail(FailPoint::AfterEngine)?;
 
         let forget = outputs.contains(&Output::Forget);
@@ -440,7 +459,11 @@ impl Store {
             self.transcript_line(&mut tx, conversation_id, now, "citizen", &citizen_line)
                 .await?;
         }
-        let delivery = Delivery::compose(&outputs);
+        let delivery = Delivery::compose(&outputs).map(|mut delivery| {
+            delivery.tag = engine::button_tag(&inbound.chat_id, &state);
+            delivery.lang = state.lang.clone();
+            delivery
+        });
         let mut outbox_id = None;
         if let Some(delivery) = &delivery {
             let payload = serde_json::to_string(delivery)
@@ -827,6 +850,17 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(outbox_row).collect()
+    }
+
+    /// Replaces a row's payload with what is still to deliver (a long message whose
+    /// first pieces went out), so that a retry does not send them twice.
+    pub async fn outbox_progress(&self, id: i64, payload: &str) -> Result<()> {
+        sqlx::query("UPDATE outbox SET payload = $1 WHERE id = $2")
+            .bind(payload)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Gives a row up for good (a message Telegram refuses whatever we do).
