@@ -160,3 +160,4 @@ pub fn diagnostics_with(changes: &[(&str, &str)]) -> String {
         .map(|d| format!("{d}\n"))
         .collect()
 }
+pub mod fake_telegram;

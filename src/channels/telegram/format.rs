@@ -25,11 +25,21 @@ pub fn escape_html(text: &str) -> String {
     out
 }
 
-fn utf16_len(text: &str) -> usize {
-    text.chars().map(char::len_utf16).sum()
+/// A character's length once escaped, in UTF-16 code units: Telegram counts after
+/// entity parsing, we count before it, so that a piece fits either way.
+fn escaped_units(character: char) -> usize {
+    match character {
+        '&' => 5,
+        '<' | '>' => 4,
+        other => other.len_utf16(),
+    }
 }
 
-/// Splits a text into pieces of at most `max` UTF-16 units, preferring paragraph, then
+fn utf16_len(text: &str) -> usize {
+    text.chars().map(escaped_units).sum()
+}
+
+/// Splits a text into pieces of at most `max` UTF-16 units once escaped, preferring paragraph, then
 /// line, then word boundaries; never inside a character. Order is kept.
 pub fn split(text: &str, max: usize) -> Vec<String> {
     let mut pieces = Vec::new();
@@ -39,7 +49,7 @@ pub fn split(text: &str, max: usize) -> Vec<String> {
         let mut units = 0;
         let mut fit = 0;
         for (index, character) in rest.char_indices() {
-            units += character.len_utf16();
+            units += escaped_units(character);
             if units > max {
                 break;
             }
