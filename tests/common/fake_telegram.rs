@@ -4,7 +4,7 @@
 //! teloxide writes them `SendMessage`.
 #![allow(dead_code)]
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -62,6 +62,9 @@ struct FakeState {
     failures: VecDeque<Scripted>,
     blocked: HashSet<i64>,
     next_message_id: i64,
+    /// Messages received per chat, and who waits for them: one wake-up per chat.
+    counts: HashMap<i64, usize>,
+    signals: HashMap<i64, Arc<Notify>>,
 }
 
 #[derive(Clone)]
@@ -69,7 +72,6 @@ pub struct FakeTelegram {
     pub url: String,
     state: Arc<Mutex<FakeState>>,
     updated: Arc<Notify>,
-    sent_signal: Arc<Notify>,
 }
 
 pub const TOKEN: &str = "4242:FAKE-TOKEN-never-in-logs";
@@ -84,7 +86,6 @@ impl FakeTelegram {
                 ..FakeState::default()
             })),
             updated: Arc::new(Notify::new()),
-            sent_signal: Arc::new(Notify::new()),
         };
         let router = Router::new()
             .route("/{bot}/{method}", post(handle))
@@ -208,19 +209,40 @@ impl FakeTelegram {
 
     /// Waits until `chat` has received `count` messages (the deadline only stops a hang).
     pub async fn wait_sent(&self, chat: i64, count: usize) -> Vec<Sent> {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        self.wait_count(chat, count).await;
+        self.sent(chat)
+    }
+
+    /// Waits until `chat` has received `count` messages, without copying them.
+    pub async fn wait_count(&self, chat: i64, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let signal = self
+            .state
+            .lock()
+            .unwrap()
+            .signals
+            .entry(chat)
+            .or_default()
+            .clone();
         loop {
-            let notified = self.sent_signal.notified();
-            let sent = self.sent(chat);
-            if sent.len() >= count {
-                return sent;
+            let notified = signal.notified();
+            let have = self
+                .state
+                .lock()
+                .unwrap()
+                .counts
+                .get(&chat)
+                .copied()
+                .unwrap_or(0);
+            if have >= count {
+                return;
             }
             assert!(
                 Instant::now() < deadline,
-                "chat {chat} received {} of {count} messages: {sent:#?}",
-                sent.len()
+                "chat {chat} received {have} of {count} messages: {:#?}",
+                self.sent(chat)
             );
-            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
+            let _ = tokio::time::timeout(Duration::from_millis(500), notified).await;
         }
     }
 
@@ -321,8 +343,12 @@ async fn handle(
             });
             let message_id = state.next_message_id;
             state.next_message_id += 1;
+            *state.counts.entry(chat).or_default() += 1;
+            let signal = state.signals.get(&chat).cloned();
             drop(state);
-            fake.sent_signal.notify_waiters();
+            if let Some(signal) = signal {
+                signal.notify_waiters();
+            }
             ok(json!({
                 "message_id": message_id,
                 "date": 1_773_740_000,

@@ -51,6 +51,8 @@ pub struct TelegramSettings {
 
 pub struct Telegram {
     bot: Throttle<Bot>,
+    /// The same bot without pacing, used when the limits are lifted.
+    direct: Bot,
     settings: TelegramSettings,
     store: Arc<Store>,
     bundle: Arc<Bundle>,
@@ -127,23 +129,18 @@ impl Telegram {
                 .map_err(|_| anyhow::anyhow!("SPORTELLO_TELEGRAM_API_URL is not a URL"))?;
             bot = bot.set_api_url(url);
         }
-        let limits = if settings.unlimited {
-            Limits {
-                messages_per_sec_chat: 10_000,
-                messages_per_min_chat: 1_000_000,
-                messages_per_min_channel_or_supergroup: 1_000_000,
-                messages_per_sec_overall: 100_000,
-            }
-        } else {
-            Limits::default()
-        };
-        // Retries are the outbox's job, persisted: Throttle only paces.
+        // Retries are the outbox's job, persisted: Throttle only paces. Lifted limits
+        // (load tests against a fake server) skip it, and its 250 ms ticks, entirely.
+        let direct = bot.clone();
         let bot = Throttle::spawn_with_settings(
             bot,
-            ThrottleSettings::default().limits(limits).no_retry(),
+            ThrottleSettings::default()
+                .limits(Limits::default())
+                .no_retry(),
         );
         Ok(Telegram {
             bot,
+            direct,
             settings,
             store,
             bundle,
@@ -511,21 +508,22 @@ impl Telegram {
         let mut pieces = format::split(&delivery.text, format::MAX_CHUNK);
         while !pieces.is_empty() {
             let piece = pieces.remove(0);
-            let mut request = self
-                .bot
-                .send_message(chat, format::escape_html(&piece))
-                .parse_mode(ParseMode::Html);
-            if pieces.is_empty()
-                && let Some(markup) = format::keyboard(
+            let markup = if pieces.is_empty() {
+                format::keyboard(
                     &delivery.buttons,
                     &delivery.tag,
                     delivery.request_location,
                     &location_label,
                 )
-            {
-                request = request.reply_markup(markup);
+            } else {
+                None
+            };
+            let text = format::escape_html(&piece);
+            if self.settings.unlimited {
+                send_piece(&self.direct, chat, text, markup).await?;
+            } else {
+                send_piece(&self.bot, chat, text, markup).await?;
             }
-            request.await?;
             if !pieces.is_empty() {
                 delivery.text = pieces.join("\n\n");
                 if let Ok(payload) = serde_json::to_string(&delivery)
@@ -537,6 +535,23 @@ impl Telegram {
         }
         Ok(())
     }
+}
+
+async fn send_piece<R>(
+    bot: &R,
+    chat: ChatId,
+    text: String,
+    markup: Option<teloxide_core::types::ReplyMarkup>,
+) -> Result<(), RequestError>
+where
+    R: Requester<Err = RequestError>,
+{
+    let mut request = bot.send_message(chat, text).parse_mode(ParseMode::Html);
+    if let Some(markup) = markup {
+        request = request.reply_markup(markup);
+    }
+    request.await?;
+    Ok(())
 }
 
 /// teloxide's HTTP client settings, with a timeout longer than the long poll.
