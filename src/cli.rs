@@ -110,7 +110,9 @@ fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {
 pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(log_filter(std::env::var("SPORTELLO_LOG").ok().as_deref()))
+        .with_env_filter(crate::logging::filter(
+            std::env::var("SPORTELLO_LOG").ok().as_deref(),
+        ))
         .init();
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref()) {
@@ -196,23 +198,6 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The log filter: `SPORTELLO_LOG` (default `warn`), with the HTTP client's crates held
-/// at `info` unless named explicitly, because their debug lines may print request URLs,
-/// and a Bot API URL carries the token.
-fn log_filter(wanted: Option<&str>) -> tracing_subscriber::EnvFilter {
-    let mut directives = wanted
-        .filter(|value| !value.trim().is_empty())
-        .unwrap_or("warn")
-        .to_string();
-    for noisy in ["reqwest", "hyper", "hyper_util", "teloxide_core"] {
-        if !directives.contains(noisy) {
-            directives.push_str(&format!(",{noisy}=info"));
-        }
-    }
-    tracing_subscriber::EnvFilter::try_new(&directives)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
 }
 
 /// Ctrl-C or SIGTERM.

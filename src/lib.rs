@@ -9,6 +9,7 @@ pub mod diagnostics;
 pub mod dialogue;
 pub mod directory;
 pub mod engine;
+pub mod logging;
 pub mod matching;
 pub mod metrics;
 pub mod store;

@@ -24,6 +24,8 @@ struct Running {
 }
 
 impl Running {
+    /// Stops the bot, then checks that the logs (trace level, every test of this file
+    /// writes to them) hold neither the token nor anything a citizen of this test wrote.
     async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -31,7 +33,42 @@ impl Running {
         if let Some(task) = self.task.take() {
             task.await.unwrap();
         }
+        let logs = String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned();
+        assert!(!logs.contains(TOKEN), "the token reached the logs");
+        for said in self.fake.said().iter().filter(|said| said.len() > 3) {
+            assert!(
+                !logs.contains(said.as_str()),
+                "a citizen's words reached the logs: {said:?}"
+            );
+        }
     }
+}
+
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every test's bot logs at trace level into one buffer, as `SPORTELLO_LOG=trace` would.
+fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_writer(|| LogWriter)
+            .with_ansi(false)
+            .with_env_filter(sportello::logging::filter(Some("trace")))
+            .try_init();
+    });
 }
 
 fn real_dialogues() -> PathBuf {
@@ -89,6 +126,28 @@ async fn start_with(
 
 async fn start() -> Running {
     start_with(None, |_| {}).await
+}
+
+/// Reads /metrics until every wanted line is there (a counter moves just after the
+/// message it counts reaches the fake server).
+async fn metrics_eventually(bot: &Running, wanted: &[&str]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = reqwest::get(format!("http://{}/metrics", bot.http))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if wanted.iter().all(|line| metrics.contains(line)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "missing some of {wanted:?} in:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// /start and consent by button: the citizen is at the menu.
@@ -246,24 +305,15 @@ async fn telegram_429_and_500_are_retried_as_told() {
         "retry_after 2 s honoured: {:?}",
         attempts[1] - attempts[0]
     );
-    let metrics = reqwest::get(format!("http://{}/metrics", bot.http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("sportello_send_failures_total{kind=\"rate_limited\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("sportello_send_failures_total{kind=\"server\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("sportello_messages_sent_total 1"),
-        "{metrics}"
-    );
+    metrics_eventually(
+        &bot,
+        &[
+            "sportello_send_failures_total{kind=\"rate_limited\"} 1",
+            "sportello_send_failures_total{kind=\"server\"} 1",
+            "sportello_messages_sent_total 1",
+        ],
+    )
+    .await;
     bot.stop().await;
 }
 
@@ -384,21 +434,15 @@ async fn healthz_metrics_and_the_interface_language() {
     bot.fake.text_in(chat, "en", "/start");
     let privacy = bot.fake.next(chat, &mut seen).await;
     assert!(privacy.text.contains("Do you agree?"), "{privacy:?}");
-    let metrics = reqwest::get(format!("http://{}/metrics", bot.http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("sportello_updates_received_total 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("sportello_engine_latency_seconds_count 1"),
-        "{metrics}"
-    );
-    assert!(metrics.contains("sportello_handovers_waiting"), "{metrics}");
+    metrics_eventually(
+        &bot,
+        &[
+            "sportello_updates_received_total 1",
+            "sportello_engine_latency_seconds_count 1",
+            "sportello_handovers_waiting",
+        ],
+    )
+    .await;
     bot.stop().await;
 }
 

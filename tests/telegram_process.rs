@@ -8,7 +8,7 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::fake_telegram::{FakeTelegram, TOKEN};
+use common::fake_telegram::{FakeTelegram, Scripted, TOKEN};
 use sportello::store::Store;
 
 fn start_bot(fake: &FakeTelegram, database_url: &str, log: &std::path::Path) -> Child {
@@ -73,6 +73,20 @@ async fn sigkill_mid_conversation_then_restart_loses_nothing_and_logs_nothing_pr
         "continues at the same step: {suggestions:?}"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Telegram fails; the reply is owed when the bot is killed; the next bot delivers it.
+    fake.fail_next(Scripted::ServerError);
+    fake.fail_next(Scripted::ServerError);
+    let attempts = fake.attempts(chat).len();
+    fake.text(chat, "Sì, un'altra cosa");
+    while fake.attempts(chat).len() == attempts {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sigkill(bot);
+    let bot = start_bot(&fake, &url, &log);
+    let menu = fake.next(chat, &mut seen).await;
+    assert!(menu.text.contains("Di cosa hai bisogno?"), "{menu:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
     sigkill(bot);
 
     // Every message once, every reply once.
@@ -86,9 +100,9 @@ async fn sigkill_mid_conversation_then_restart_loses_nothing_and_logs_nothing_pr
         .filter(|(a, _)| a == "citizen")
         .map(|(_, t)| t.as_str())
         .collect();
-    assert_eq!(said.len(), 4, "{said:?}");
+    assert_eq!(said.len(), 5, "{said:?}");
     assert_eq!(said[3], "Pioltello");
-    assert_eq!(fake.sent(chat).len(), 4, "{:#?}", fake.sent(chat));
+    assert_eq!(fake.sent(chat).len(), 5, "{:#?}", fake.sent(chat));
     assert!(
         store
             .outbox_unsent("telegram", &chat.to_string())
@@ -107,7 +121,13 @@ async fn sigkill_mid_conversation_then_restart_loses_nothing_and_logs_nothing_pr
     if let Ok(copy) = std::env::var("SPORTELLO_TEST_KEEP_LOG") {
         std::fs::write(copy, &logs).unwrap();
     }
-    for secret in [TOKEN, "segreto-della-signora-Rossi", "Pioltello", "affitto"] {
+    for secret in [
+        TOKEN,
+        "segreto-della-signora-Rossi",
+        "Pioltello",
+        "affitto",
+        "un'altra cosa",
+    ] {
         assert!(
             !logs.contains(secret),
             "the logs contain {secret:?}:\n{logs}"

@@ -65,6 +65,7 @@ struct FakeState {
     /// Messages received per chat, and who waits for them: one wake-up per chat.
     counts: HashMap<i64, usize>,
     signals: HashMap<i64, Arc<Notify>>,
+    said: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -139,7 +140,13 @@ impl FakeTelegram {
     }
 
     pub fn text(&self, chat: i64, text: &str) -> i64 {
+        self.state.lock().unwrap().said.push(text.to_string());
         self.push(Self::text_update(chat, text))
+    }
+
+    /// Everything citizens wrote, for the log check.
+    pub fn said(&self) -> Vec<String> {
+        self.state.lock().unwrap().said.clone()
     }
 
     pub fn text_in(&self, chat: i64, lang: &str, text: &str) -> i64 {
