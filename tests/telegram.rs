@@ -34,6 +34,7 @@ impl Running {
             task.await.unwrap();
         }
         let logs = String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned();
+        assert!(logs.contains("sqlx::query"), "the bots logged at trace level");
         assert!(!logs.contains(TOKEN), "the token reached the logs");
         for said in self.fake.said().iter().filter(|said| said.len() > 3) {
             assert!(
@@ -90,6 +91,7 @@ async fn start_with(
     dialogues: Option<&dyn Fn(&std::path::Path) -> PathBuf>,
     tune: impl FnOnce(&mut Config),
 ) -> Running {
+    capture_logs();
     let fake = FakeTelegram::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config {
