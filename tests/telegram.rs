@@ -34,7 +34,10 @@ impl Running {
             task.await.unwrap();
         }
         let logs = String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned();
-        assert!(logs.contains("sqlx::query"), "the bots logged at trace level");
+        assert!(
+            logs.contains("sqlx::query"),
+            "the bots logged at trace level"
+        );
         assert!(!logs.contains(TOKEN), "the token reached the logs");
         for said in self.fake.said().iter().filter(|said| said.len() > 3) {
             assert!(
