@@ -18,6 +18,7 @@ use chrono::Utc;
 use subtle::ConstantTimeEq;
 use tokio::sync::watch;
 
+use crate::channels::matrix::{Matrix, MatrixSettings};
 use crate::channels::telegram::{Telegram, TelegramSettings};
 use crate::config::Config;
 use crate::dialogue::{self, Bundle};
@@ -33,6 +34,7 @@ pub struct App {
     metrics: Arc<Metrics>,
     listener: tokio::net::TcpListener,
     telegram: Option<Arc<Telegram>>,
+    matrix: Option<Arc<Matrix>>,
 }
 
 #[derive(Clone)]
@@ -51,6 +53,32 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {}", config.http_addr))?;
         let metrics = Arc::new(Metrics::default());
+        let bundle = Arc::new(bundle);
+        let matrix = match (
+            &config.matrix_homeserver,
+            &config.matrix_user,
+            &config.matrix_password,
+            &config.matrix_volunteers_room,
+        ) {
+            (Some(homeserver), Some(user), Some(password), Some(room)) => {
+                let settings = MatrixSettings {
+                    homeserver: homeserver.clone(),
+                    user: user.clone(),
+                    password: password.clone(),
+                    volunteers_room: room.clone(),
+                    encrypted: config.matrix_encrypted,
+                    data_dir: config.data_dir.clone(),
+                    volunteers: config.matrix_volunteers.clone(),
+                    volunteer_power_level: config.matrix_volunteer_power_level,
+                    show_volunteer_name: config.matrix_show_volunteer_name,
+                };
+                Some(Matrix::connect(settings, store.clone(), bundle.clone()).await?)
+            }
+            (None, None, None, None) => None,
+            _ => bail!(
+                "the Matrix channel needs SPORTELLO_MATRIX_HOMESERVER, SPORTELLO_MATRIX_USER, SPORTELLO_MATRIX_PASSWORD and SPORTELLO_MATRIX_VOLUNTEERS_ROOM together"
+            ),
+        };
         let telegram = match &config.telegram_token {
             Some(token) => {
                 let webhook = match (
@@ -73,7 +101,7 @@ impl App {
                 Some(Arc::new(Telegram::new(
                     settings,
                     store.clone(),
-                    Arc::new(bundle),
+                    bundle.clone(),
                     metrics.clone(),
                 )?))
             }
@@ -85,6 +113,7 @@ impl App {
             metrics,
             listener,
             telegram,
+            matrix,
         })
     }
 
@@ -118,6 +147,10 @@ impl App {
             None => tracing::warn!(
                 "no channel configured: set SPORTELLO_TELEGRAM_TOKEN to serve citizens on Telegram"
             ),
+        }
+        if let Some(matrix) = &self.matrix {
+            tasks.push(tokio::spawn(matrix.clone().run(stopped.clone())));
+            tracing::info!("Matrix channel started");
         }
         tasks.push(tokio::spawn(purge_periodically(
             self.store.clone(),

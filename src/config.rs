@@ -51,6 +51,12 @@ pub struct Config {
     pub matrix_password: Option<Secret>,
     pub matrix_volunteers_room: Option<String>,
     pub matrix_encrypted: bool,
+    /// Matrix users who may claim cases whatever their power level.
+    pub matrix_volunteers: Vec<String>,
+    /// The power level in the coordination room that makes a member a volunteer.
+    pub matrix_volunteer_power_level: i64,
+    /// Tell citizens the volunteer's first name instead of "un volontario".
+    pub matrix_show_volunteer_name: bool,
     pub http_addr: String,
     /// Citizens' words in the logs, for debugging only.
     pub log_content: bool,
@@ -73,6 +79,9 @@ impl Default for Config {
             matrix_password: None,
             matrix_volunteers_room: None,
             matrix_encrypted: true,
+            matrix_volunteers: Vec::new(),
+            matrix_volunteer_power_level: 50,
+            matrix_show_volunteer_name: false,
             http_addr: "127.0.0.1:8080".into(),
             log_content: false,
         }
@@ -161,6 +170,21 @@ impl Config {
         }
         if let Some(value) = env("SPORTELLO_MATRIX_ENCRYPTED") {
             self.matrix_encrypted = boolean("SPORTELLO_MATRIX_ENCRYPTED", &value)?;
+        }
+        if let Some(value) = env("SPORTELLO_MATRIX_VOLUNTEERS") {
+            self.matrix_volunteers = value
+                .split(',')
+                .map(|user| user.trim().to_string())
+                .filter(|user| !user.is_empty())
+                .collect();
+        }
+        if let Some(value) = env("SPORTELLO_MATRIX_POWER_LEVEL") {
+            self.matrix_volunteer_power_level = value.trim().parse().with_context(|| {
+                format!("SPORTELLO_MATRIX_POWER_LEVEL should be a number, not '{value}'")
+            })?;
+        }
+        if let Some(value) = env("SPORTELLO_MATRIX_SHOW_NAME") {
+            self.matrix_show_volunteer_name = boolean("SPORTELLO_MATRIX_SHOW_NAME", &value)?;
         }
         if let Some(value) = env("SPORTELLO_HTTP_ADDR") {
             self.http_addr = value;

@@ -2,4 +2,5 @@
 //! updates into `engine::Input` (through `store::Store::process`) and delivers what the
 //! outbox holds.
 
+pub mod matrix;
 pub mod telegram;

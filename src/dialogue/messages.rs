@@ -142,6 +142,26 @@ pub const DEFAULTS: &[(&str, &str, &str)] = &[
         "Your message is for the volunteer. They will answer here.",
     ),
     (
+        "volunteer_joined",
+        "Un volontario è con te adesso. Scrivi qui la tua domanda.",
+        "A volunteer is with you now. Write your question here.",
+    ),
+    (
+        "volunteer_joined_named",
+        "Ciao, sono {name}, un volontario dello sportello. Scrivi qui la tua domanda.",
+        "Hello, I am {name}, a volunteer of the help desk. Write your question here.",
+    ),
+    (
+        "volunteer_released",
+        "Il volontario ha dovuto lasciare la conversazione. Ti scriverà presto un'altra persona.",
+        "The volunteer had to leave the conversation. Another person will write to you soon.",
+    ),
+    (
+        "volunteer_closed",
+        "Il volontario ha chiuso la conversazione. Grazie! Se ti serve altro, scrivi qui o premi il pulsante.",
+        "The volunteer closed the conversation. Thank you! If you need anything else, write here or press the button.",
+    ),
+    (
         "unknown_command",
         "Non conosco questo comando. Puoi usare /start, /lingua, /volontario, /ricomincia, /privacy, /dimentica.",
         "I do not know this command. You can use /start, /lingua, /volontario, /ricomincia, /privacy, /dimentica.",

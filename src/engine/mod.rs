@@ -39,6 +39,14 @@ pub enum Input {
     /// A button from an older question or another conversation: refused, the current
     /// question shown again, nothing changed.
     StaleButton,
+    /// The volunteers' side: a volunteer took the case (their first name, if shown).
+    VolunteerJoined(Option<String>),
+    /// A volunteer's message for the citizen.
+    FromVolunteer(String),
+    /// The volunteer gave the case back to the queue.
+    VolunteerReleased,
+    /// The volunteer closed the case: the bot takes the conversation back.
+    VolunteerClosed,
 }
 
 /// A short tag binding buttons to the conversation and the question they were shown
@@ -324,6 +332,41 @@ impl<'b> Turn<'b> {
             }
             Input::Location(point) => self.location(point),
             Input::Repeat => self.prompt_or_start(),
+            Input::VolunteerJoined(name) => {
+                self.state.mode = Mode::WithVolunteer;
+                let text = match name {
+                    Some(name) => {
+                        let mut vars = self.state.vars.clone();
+                        vars.insert("name".into(), name);
+                        self.bundle
+                            .bot
+                            .messages
+                            .get("volunteer_joined_named")
+                            .render(&self.state.lang, &vars)
+                    }
+                    None => self.message("volunteer_joined"),
+                };
+                let buttons = vec![self.button("menu_button", ButtonAction::Menu)];
+                self.ask(text, buttons, false);
+            }
+            Input::FromVolunteer(text) => {
+                self.state.mode = Mode::WithVolunteer;
+                let buttons = vec![self.button("menu_button", ButtonAction::Menu)];
+                self.ask(format!("👤 {text}"), buttons, false);
+            }
+            Input::VolunteerReleased => {
+                self.state.mode = Mode::WithVolunteer;
+                let text = self.message("volunteer_released");
+                let buttons = vec![self.button("menu_button", ButtonAction::Menu)];
+                self.ask(text, buttons, false);
+            }
+            Input::VolunteerClosed => {
+                let text = self.message("volunteer_closed");
+                let buttons = vec![self.button("menu_button", ButtonAction::Menu)];
+                self.ask(text, buttons, false);
+                self.state.mode = Mode::Ended;
+                self.out.push(Output::Ended);
+            }
             Input::StaleButton => {
                 let notice = self.message("stale_button");
                 self.say(notice);

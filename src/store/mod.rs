@@ -11,7 +11,10 @@
 //!
 //! This module never logs a citizen's words or a chat id.
 
+mod cases;
 mod url;
+
+pub use cases::{Case, Claim};
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -251,6 +254,10 @@ fn describe(input: &Input, state: &State) -> String {
         Input::Unsupported => "[messaggio non leggibile]".to_string(),
         Input::Repeat => "[ripeti]".to_string(),
         Input::StaleButton => "[pulsante vecchio]".to_string(),
+        Input::VolunteerJoined(_) => "[un volontario prende il caso]".to_string(),
+        Input::FromVolunteer(text) => text.clone(),
+        Input::VolunteerReleased => "[il volontario rilascia il caso]".to_string(),
+        Input::VolunteerClosed => "[il volontario chiude il caso]".to_string(),
     }
 }
 
@@ -442,6 +449,18 @@ impl Store {
         });
         let was_emergency = state.emergency;
         let citizen_line = describe(&inbound.input, &state);
+        let author = match &inbound.input {
+            Input::VolunteerJoined(_)
+            | Input::FromVolunteer(_)
+            | Input::VolunteerReleased
+            | Input::VolunteerClosed => "volunteer",
+            _ => "citizen",
+        };
+        let status_after = match &inbound.input {
+            Input::VolunteerJoined(_) | Input::FromVolunteer(_) => Some("volunteer"),
+            Input::VolunteerReleased => Some("waiting"),
+            _ => None,
+        };
         let mut input = inbound.input;
         if matches!(input, Input::Button(_))
             && let Some(tag) = &inbound.button_tag
@@ -456,7 +475,7 @@ impl Store {
         if forget {
             self.erase_in(&mut tx, conversation_id).await?;
         } else {
-            self.transcript_line(&mut tx, conversation_id, now, "citizen", &citizen_line)
+            self.transcript_line(&mut tx, conversation_id, now, author, &citizen_line)
                 .await?;
         }
         let delivery = Delivery::compose(&outputs).map(|mut delivery| {
@@ -555,7 +574,10 @@ impl Store {
             outcome_counted = false;
         }
 
-        let status = status_of(&state, Some(&previous_status));
+        let status = match status_after {
+            Some(status) if state.mode == Mode::WithVolunteer => status,
+            _ => status_of(&state, Some(&previous_status)),
+        };
         let state_json = serde_json::to_string(&state)
             .map_err(|error| StoreError::Corrupt(error.to_string()))?;
         sqlx::query(

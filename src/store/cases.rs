@@ -1,0 +1,222 @@
+//! Cases: the handovers as volunteers work them. The first claim wins, enforced by the
+//! database (a conditional update), whatever instance or volunteer races for it.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{Result, Store, from_millis, millis};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    pub case: i64,
+    pub conversation_id: Option<i64>,
+    /// The citizen's channel and chat, to carry a volunteer's words back.
+    pub channel: Option<String>,
+    pub chat_id: Option<String>,
+    pub need: String,
+    pub note: String,
+    pub comune: Option<String>,
+    pub lang: String,
+    pub summary: Vec<(String, String)>,
+    pub in_hours: bool,
+    pub emergency: bool,
+    pub status: String,
+    pub claimed_by: Option<String>,
+    pub room: Option<String>,
+    pub card_event: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    Claimed,
+    /// Someone was faster: who.
+    Taken(String),
+    Closed,
+    Unknown,
+}
+
+const SELECT: &str = "SELECT h.id, h.conversation_id, c.channel, c.chat_id, h.need, h.note, h.comune, h.lang, h.summary, \
+     h.in_hours, h.emergency, h.status, h.claimed_by, h.room, h.card_event, h.created_at \
+     FROM handovers h LEFT JOIN conversations c ON c.id = h.conversation_id";
+
+fn case(row: &sqlx::any::AnyRow) -> Result<Case> {
+    let summary: String = row.try_get(8)?;
+    Ok(Case {
+        case: row.try_get(0)?,
+        conversation_id: row.try_get(1)?,
+        channel: row.try_get(2)?,
+        chat_id: row.try_get(3)?,
+        need: row.try_get(4)?,
+        note: row.try_get(5)?,
+        comune: row.try_get(6)?,
+        lang: row.try_get(7)?,
+        summary: serde_json::from_str(&summary).unwrap_or_default(),
+        in_hours: row.try_get::<i64, _>(9)? != 0,
+        emergency: row.try_get::<i64, _>(10)? != 0,
+        status: row.try_get(11)?,
+        claimed_by: row.try_get(12)?,
+        room: row.try_get(13)?,
+        card_event: row.try_get(14)?,
+        created_at: from_millis(row.try_get(15)?),
+    })
+}
+
+impl Store {
+    pub async fn case(&self, case_id: i64) -> Result<Option<Case>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE h.id = $1")))
+            .bind(case_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(case).transpose()
+    }
+
+    pub async fn case_by_room(&self, room: &str) -> Result<Option<Case>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SELECT} WHERE h.room = $1 AND h.status = 'claimed' ORDER BY h.id DESC LIMIT 1"
+        )))
+        .bind(room)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(case).transpose()
+    }
+
+    /// Cases waiting for a volunteer since before `before` and not announced since then.
+    pub async fn cases_to_remind(&self, before: DateTime<Utc>) -> Result<Vec<Case>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SELECT} WHERE h.status = 'waiting' AND COALESCE(h.reminded_at, h.created_at) < $1 ORDER BY h.id"
+        )))
+        .bind(millis(before))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(case).collect()
+    }
+
+    pub async fn case_reminded(&self, case_id: i64, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE handovers SET reminded_at = $1 WHERE id = $2")
+            .bind(millis(now))
+            .bind(case_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The first claim of a waiting case wins.
+    pub async fn claim(&self, case_id: i64, volunteer: &str, now: DateTime<Utc>) -> Result<Claim> {
+        let claimed = sqlx::query("UPDATE handovers SET status = 'claimed', claimed_by = $1, claimed_at = $2, room = NULL WHERE id = $3 AND status = 'waiting'")
+            .bind(volunteer)
+            .bind(millis(now))
+            .bind(case_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if claimed == 1 {
+            return Ok(Claim::Claimed);
+        }
+        Ok(match self.case(case_id).await? {
+            None => Claim::Unknown,
+            Some(case) if case.status == "claimed" => {
+                Claim::Taken(case.claimed_by.unwrap_or_default())
+            }
+            Some(_) => Claim::Closed,
+        })
+    }
+
+    pub async fn set_case_room(&self, case_id: i64, room: &str) -> Result<()> {
+        sqlx::query("UPDATE handovers SET room = $1 WHERE id = $2")
+            .bind(room)
+            .bind(case_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_card_event(&self, case_id: i64, event: &str) -> Result<()> {
+        sqlx::query("UPDATE handovers SET card_event = $1 WHERE id = $2")
+            .bind(event)
+            .bind(case_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Back to the queue for another volunteer.
+    pub async fn release_case(&self, case_id: i64) -> Result<bool> {
+        let released = sqlx::query("UPDATE handovers SET status = 'waiting', claimed_by = NULL, claimed_at = NULL, room = NULL, reminded_at = NULL WHERE id = $1 AND status = 'claimed'")
+            .bind(case_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(released == 1)
+    }
+
+    pub async fn close_case(&self, case_id: i64, now: DateTime<Utc>) -> Result<bool> {
+        let closed = sqlx::query("UPDATE handovers SET status = 'closed', closed_at = $1 WHERE id = $2 AND status <> 'closed'")
+            .bind(millis(now))
+            .bind(case_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(closed == 1)
+    }
+
+    pub async fn add_note(
+        &self,
+        case_id: i64,
+        author: &str,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO case_notes (case_id, author, text, at) VALUES ($1, $2, $3, $4)")
+            .bind(case_id)
+            .bind(author)
+            .bind(text)
+            .bind(millis(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn notes(&self, case_id: i64) -> Result<Vec<(String, String)>> {
+        let rows =
+            sqlx::query("SELECT author, text FROM case_notes WHERE case_id = $1 ORDER BY at")
+                .bind(case_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect()
+    }
+
+    /// The last `limit` transcript lines of a conversation, oldest first.
+    pub async fn recent_transcript(
+        &self,
+        conversation_id: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT author, text FROM transcript WHERE conversation_id = $1 ORDER BY id DESC LIMIT $2")
+            .bind(conversation_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut lines: Vec<(String, String)> = rows
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<_>>()?;
+        lines.reverse();
+        Ok(lines)
+    }
+}
+
+impl Store {
+    /// The case of a conversation that is not closed, if any (the newest).
+    pub async fn open_case_for_conversation(&self, conversation_id: i64) -> Result<Option<Case>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SELECT} WHERE h.conversation_id = $1 AND h.status <> 'closed' ORDER BY h.id DESC LIMIT 1"
+        )))
+        .bind(conversation_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(case).transpose()
+    }
+}

@@ -1,0 +1,535 @@
+#![recursion_limit = "256"]
+//! The handover end to end against a real Synapse (`SPORTELLO_TEST_MATRIX_URL`, started
+//! by `.ci/run` through `scripts/synapse.sh`): volunteers are matrix-sdk clients, the
+//! citizen talks through the fake Bot API.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::fake_telegram::{FakeTelegram, TOKEN};
+use matrix_sdk::config::SyncSettings;
+use matrix_sdk::ruma::api::client::account::register::v3::Request as RegisterRequest;
+use matrix_sdk::ruma::api::client::room::create_room::v3::{
+    Request as CreateRoomRequest, RoomPreset,
+};
+use matrix_sdk::ruma::api::client::uiaa::{AuthData, Dummy};
+use matrix_sdk::ruma::events::InitialStateEvent;
+use matrix_sdk::ruma::events::room::encryption::RoomEncryptionEventContent;
+use matrix_sdk::ruma::events::room::member::StrippedRoomMemberEvent;
+use matrix_sdk::ruma::events::room::message::{
+    MessageType, OriginalSyncRoomMessageEvent, RoomMessageEventContent,
+};
+use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId, RoomId};
+use matrix_sdk::{Client, Room};
+use sportello::app::App;
+use sportello::config::{Config, Secret};
+use sportello::store::Store;
+
+fn homeserver() -> Option<String> {
+    match std::env::var("SPORTELLO_TEST_MATRIX_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run the Matrix tests: set SPORTELLO_TEST_MATRIX_URL"
+            );
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped: Matrix test (set SPORTELLO_TEST_MATRIX_URL to run it)"
+            );
+            None
+        }
+    }
+}
+
+fn unique(name: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{name}{}x{}x{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst),
+        chrono::Utc::now().timestamp_micros() % 1_000_000
+    )
+}
+
+const PASSWORD: &str = "test-password-123";
+
+/// A volunteer (or anyone) on Matrix: registered, syncing, accepting invitations,
+/// remembering every text message it sees (decrypted).
+struct Person {
+    client: Client,
+    user: OwnedUserId,
+    seen: Arc<Mutex<Vec<(OwnedRoomId, String)>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Person {
+    async fn register(homeserver: &str, name: &str) -> Person {
+        let dir = tempfile::tempdir().unwrap();
+        let client = Client::builder()
+            .homeserver_url(homeserver)
+            .sqlite_store(dir.path(), None)
+            .build()
+            .await
+            .unwrap();
+        let mut request = RegisterRequest::new();
+        request.username = Some(name.to_string());
+        request.password = Some(PASSWORD.to_string());
+        request.initial_device_display_name = Some(name.to_string());
+        request.auth = Some(AuthData::Dummy(Dummy::new()));
+        client
+            .matrix_auth()
+            .register(request)
+            .await
+            .expect("registration on the test homeserver");
+        let user = client.user_id().unwrap().to_owned();
+        let seen: Arc<Mutex<Vec<(OwnedRoomId, String)>>> = Arc::default();
+        let log = seen.clone();
+        client.add_event_handler(move |event: OriginalSyncRoomMessageEvent, room: Room| {
+            let log = log.clone();
+            async move {
+                let body = match &event.content.msgtype {
+                    MessageType::Text(text) => text.body.clone(),
+                    MessageType::Notice(notice) => notice.body.clone(),
+                    _ => return,
+                };
+                log.lock().unwrap().push((room.room_id().to_owned(), body));
+            }
+        });
+        let me = user.clone();
+        client.add_event_handler(move |event: StrippedRoomMemberEvent, room: Room| {
+            let me = me.clone();
+            async move {
+                if event.state_key == me {
+                    let _ = room.join().await;
+                }
+            }
+        });
+        let syncing = client.clone();
+        tokio::spawn(async move {
+            let _ = syncing
+                .sync(SyncSettings::default().timeout(Duration::from_secs(5)))
+                .await;
+        });
+        Person {
+            client,
+            user,
+            seen,
+            _dir: dir,
+        }
+    }
+
+    /// Waits until a message containing `wanted` appears (in `room`, if given).
+    async fn wait_for(&self, room: Option<&RoomId>, wanted: &str) -> OwnedRoomId {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some((room_id, _)) = self.seen.lock().unwrap().iter().find(|(room_id, body)| {
+                body.contains(wanted) && room.is_none_or(|room| room == room_id)
+            }) {
+                return room_id.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never saw {wanted:?}; saw {:#?}",
+                self.user,
+                self.seen.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn count(&self, wanted: &str) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, body)| body.contains(wanted))
+            .count()
+    }
+
+    async fn room(&self, id: &RoomId) -> Room {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(room) = self.client.get_room(id)
+                && room.state() == matrix_sdk::RoomState::Joined
+            {
+                return room;
+            }
+            assert!(Instant::now() < deadline, "{} never joined {id}", self.user);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn say(&self, room: &RoomId, text: &str) {
+        let room = self.room(room).await;
+        room.send(RoomMessageEventContent::text_plain(text))
+            .await
+            .unwrap();
+    }
+}
+
+struct Setup {
+    fake: FakeTelegram,
+    store: Arc<Store>,
+    coordinator: Person,
+    volunteer: Person,
+    outsider: Person,
+    coordination: OwnedRoomId,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// A coordination room made by the coordinator (creator), with a volunteer at power 50
+/// and an outsider at 0, the bot invited; the bot running with Telegram and Matrix.
+async fn setup(homeserver: &str, encrypted_coordination: bool) -> Setup {
+    let coordinator = Person::register(homeserver, &unique("coord")).await;
+    let volunteer = Person::register(homeserver, &unique("vol")).await;
+    let outsider = Person::register(homeserver, &unique("out")).await;
+    let bot_name = unique("bot");
+    let bot = Person::register(homeserver, &bot_name).await;
+    let bot_user = bot.user.clone();
+    drop(bot);
+
+    let mut request = CreateRoomRequest::new();
+    request.name = Some("Volontari".into());
+    request.preset = Some(RoomPreset::PrivateChat);
+    request.invite = vec![
+        volunteer.user.clone(),
+        outsider.user.clone(),
+        bot_user.clone(),
+    ];
+    // Room version 12: the creator's power is implicit and may not be listed.
+    let power =
+        serde_json::json!({ "users": { volunteer.user.as_str(): 50, bot_user.as_str(): 50 } });
+    request.power_level_content_override = Some(matrix_sdk::ruma::serde::Raw::from_json(
+        serde_json::value::to_raw_value(&power).unwrap(),
+    ));
+    if encrypted_coordination {
+        request.initial_state = vec![
+            InitialStateEvent::with_empty_state_key(
+                RoomEncryptionEventContent::with_recommended_defaults(),
+            )
+            .to_raw_any(),
+        ];
+    }
+    let room = coordinator
+        .client
+        .create_room(request)
+        .await
+        .expect("the coordination room");
+    let coordination = room.room_id().to_owned();
+    volunteer.room(&coordination).await;
+    outsider.room(&coordination).await;
+
+    let fake = FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        database_url: format!("sqlite://{}/sportello.db", dir.path().display()),
+        dialogues: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dialogues"),
+        data_dir: dir.path().join("data"),
+        telegram_token: Some(Secret::new(TOKEN)),
+        telegram_api_url: Some(fake.url.clone()),
+        telegram_unlimited: true,
+        matrix_homeserver: Some(homeserver.to_string()),
+        matrix_user: Some(bot_name),
+        matrix_password: Some(Secret::new(PASSWORD)),
+        matrix_volunteers_room: Some(coordination.to_string()),
+        http_addr: "127.0.0.1:0".into(),
+        ..Config::default()
+    };
+    let app = App::build(config).await.expect("the bot starts");
+    let store = app.store();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.run(async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    // The bot accepts the invitation to the coordination room.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let members = room
+            .members(matrix_sdk::RoomMemberships::JOIN)
+            .await
+            .unwrap();
+        if members.iter().any(|member| member.user_id() == bot_user) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the bot never joined the coordination room"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Setup {
+        fake,
+        store,
+        coordinator,
+        volunteer,
+        outsider,
+        coordination,
+        stop: Some(stop),
+        task: Some(task),
+        _dir: dir,
+    }
+}
+
+/// A citizen asks for a person; returns the case number from the card.
+async fn citizen_asks_for_a_person(setup: &Setup, chat: i64, seen: &mut usize) -> i64 {
+    setup.fake.text(chat, "/start");
+    let privacy = setup.fake.next(chat, seen).await;
+    setup.fake.press(chat, &privacy.button("accetto").unwrap());
+    setup.fake.next(chat, seen).await;
+    setup.fake.text(chat, "casa");
+    setup.fake.next(chat, seen).await;
+    setup.fake.text(chat, "vorrei parlare con un operatore");
+    let reply = setup.fake.next(chat, seen).await;
+    assert!(reply.text.contains("volontari"), "{reply:?}");
+    setup
+        .volunteer
+        .wait_for(Some(&setup.coordination), "📋 Caso")
+        .await;
+    let cases = setup.store.handovers().await.unwrap();
+    cases.last().unwrap().case
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claim_relay_both_ways_note_info_and_close_in_an_encrypted_case_room() {
+    let Some(homeserver) = homeserver() else {
+        return;
+    };
+    let setup = setup(&homeserver, true).await;
+    let chat = 2001;
+    let mut seen = 0;
+    let case = citizen_asks_for_a_person(&setup, chat, &mut seen).await;
+    let card = setup
+        .volunteer
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(_, body)| body.contains("📋 Caso"))
+        .unwrap()
+        .1
+        .clone();
+    assert!(
+        card.contains("Bisogno:") && card.contains(&format!("!prendi {case}")),
+        "{card}"
+    );
+    assert!(
+        !card.contains(&chat.to_string()),
+        "no Telegram id on the card: {card}"
+    );
+
+    setup
+        .volunteer
+        .say(&setup.coordination, &format!("!prendi {case}"))
+        .await;
+    let room = setup
+        .volunteer
+        .wait_for(None, "Quello che scrivi qui arriva al cittadino")
+        .await;
+    assert_ne!(room, setup.coordination);
+    setup
+        .coordinator
+        .wait_for(
+            Some(&setup.coordination),
+            &format!("Il caso {case} è stato preso"),
+        )
+        .await;
+    let joined = setup.fake.next(chat, &mut seen).await;
+    assert!(joined.text.contains("Un volontario è con te"), "{joined:?}");
+    let case_room = setup.volunteer.room(&room).await;
+    assert!(
+        case_room
+            .latest_encryption_state()
+            .await
+            .unwrap()
+            .is_encrypted(),
+        "the case room is encrypted"
+    );
+
+    setup
+        .volunteer
+        .say(&room, "Buongiorno, sono qui per aiutarla")
+        .await;
+    let relayed = setup.fake.next(chat, &mut seen).await;
+    assert!(
+        relayed.text.contains("Buongiorno, sono qui per aiutarla"),
+        "{relayed:?}"
+    );
+    setup.fake.text(chat, "Grazie, ho ricevuto lo sfratto");
+    setup
+        .volunteer
+        .wait_for(Some(&room), "Cittadino: Grazie, ho ricevuto lo sfratto")
+        .await;
+
+    setup.volunteer.say(&room, "!nota richiamare lunedì").await;
+    setup.volunteer.wait_for(Some(&room), "Nota salvata").await;
+    setup.volunteer.say(&room, "!info").await;
+    setup.volunteer.wait_for(Some(&room), "Nota di").await;
+    assert_eq!(
+        setup.fake.sent(chat).len(),
+        seen,
+        "notes and info never reach the citizen"
+    );
+
+    setup.volunteer.say(&room, "!chiudi").await;
+    let closed = setup.fake.next(chat, &mut seen).await;
+    assert!(
+        closed.text.contains("Il volontario ha chiuso"),
+        "{closed:?}"
+    );
+    assert_eq!(
+        setup.store.case(case).await.unwrap().unwrap().status,
+        "closed"
+    );
+    // Each message crossed once.
+    assert_eq!(
+        setup
+            .volunteer
+            .count("Cittadino: Grazie, ho ricevuto lo sfratto"),
+        1
+    );
+    assert_eq!(
+        setup
+            .fake
+            .sent(chat)
+            .iter()
+            .filter(|sent| sent.text.contains("Buongiorno, sono qui"))
+            .count(),
+        1
+    );
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_claims_race_one_wins_and_outsiders_are_refused() {
+    let Some(homeserver) = homeserver() else {
+        return;
+    };
+    let setup = setup(&homeserver, false).await;
+    let chat = 2002;
+    let mut seen = 0;
+    let case = citizen_asks_for_a_person(&setup, chat, &mut seen).await;
+
+    setup
+        .outsider
+        .say(&setup.coordination, &format!("!prendi {case}"))
+        .await;
+    setup
+        .outsider
+        .wait_for(Some(&setup.coordination), "Solo i volontari")
+        .await;
+    assert_eq!(
+        setup.store.case(case).await.unwrap().unwrap().status,
+        "waiting"
+    );
+
+    let claim = format!("!prendi {case}");
+    tokio::join!(
+        setup.volunteer.say(&setup.coordination, &claim),
+        setup.coordinator.say(&setup.coordination, &claim)
+    );
+    setup
+        .volunteer
+        .wait_for(Some(&setup.coordination), "è già stato preso da")
+        .await;
+    let winner = setup
+        .store
+        .case(case)
+        .await
+        .unwrap()
+        .unwrap()
+        .claimed_by
+        .unwrap();
+    assert!(winner == setup.volunteer.user.as_str() || winner == setup.coordinator.user.as_str());
+    assert_eq!(
+        setup
+            .volunteer
+            .count(&format!("Il caso {case} è stato preso")),
+        1,
+        "one winner"
+    );
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_released_case_goes_back_to_the_queue_and_is_claimed_again() {
+    let Some(homeserver) = homeserver() else {
+        return;
+    };
+    let setup = setup(&homeserver, false).await;
+    let chat = 2003;
+    let mut seen = 0;
+    let case = citizen_asks_for_a_person(&setup, chat, &mut seen).await;
+    setup
+        .volunteer
+        .say(&setup.coordination, &format!("!prendi {case}"))
+        .await;
+    let room = setup
+        .volunteer
+        .wait_for(None, "Quello che scrivi qui arriva al cittadino")
+        .await;
+    setup.fake.next(chat, &mut seen).await;
+    setup.volunteer.say(&room, "!rilascia").await;
+    let released = setup.fake.next(chat, &mut seen).await;
+    assert!(released.text.contains("un'altra persona"), "{released:?}");
+    setup
+        .coordinator
+        .wait_for(Some(&setup.coordination), "ha rilasciato il caso")
+        .await;
+    assert_eq!(
+        setup.store.case(case).await.unwrap().unwrap().status,
+        "waiting"
+    );
+    setup
+        .coordinator
+        .say(&setup.coordination, &format!("!prendi {case}"))
+        .await;
+    let new_room = setup
+        .coordinator
+        .wait_for(None, "Quello che scrivi qui arriva al cittadino")
+        .await;
+    assert_ne!(new_room, room);
+    assert_eq!(
+        setup
+            .store
+            .case(case)
+            .await
+            .unwrap()
+            .unwrap()
+            .claimed_by
+            .as_deref(),
+        Some(setup.coordinator.user.as_str())
+    );
+    setup
+        .coordinator
+        .say(&new_room, "Eccomi, continuiamo")
+        .await;
+    let relayed = setup.fake.next(chat, &mut seen).await;
+    assert!(
+        relayed.text.contains("Un volontario è con te") || relayed.text.contains("Eccomi"),
+        "{relayed:?}"
+    );
+    setup.stop().await;
+}
