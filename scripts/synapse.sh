@@ -69,8 +69,11 @@ start() {
     install
     configure "$dir" "$port"
     stop "$dir" || true
-    (cd "$dir" && nohup "$VENV/bin/python" -m synapse.app.homeserver --config-path "$dir/homeserver.yaml" \
-        >"$dir/synapse.log" 2>&1 & echo $! >"$dir/synapse.pid")
+    # The server must hold none of this script's output: a caller reading it with $(...)
+    # waits for every writer to close it.
+    (cd "$dir" && exec "$VENV/bin/python" -m synapse.app.homeserver --config-path "$dir/homeserver.yaml") \
+        >"$dir/synapse.log" 2>&1 </dev/null &
+    echo $! >"$dir/synapse.pid"
     for _ in $(seq 1 120); do
         if curl -fsS "http://127.0.0.1:$port/_matrix/client/versions" >/dev/null 2>&1; then
             echo "http://127.0.0.1:$port"
