@@ -199,6 +199,34 @@ impl Setup {
 /// A coordination room made by the coordinator (creator), with a volunteer at power 50
 /// and an outsider at 0, the bot invited; the bot running with Telegram and Matrix.
 async fn setup(homeserver: &str, encrypted_coordination: bool) -> Setup {
+    setup_with(homeserver, encrypted_coordination, None).await
+}
+
+/// The real dialogues with the volunteers' section of bot.yaml replaced.
+fn dialogues_with_volunteers(dir: &std::path::Path, volunteers: &str) -> PathBuf {
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dialogues");
+    let target = dir.join("dialogues");
+    for (name, contents) in sportello::dialogue::load_sources(&source) {
+        let path = target.join(&name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents.unwrap()).unwrap();
+    }
+    let bot = std::fs::read_to_string(target.join("bot.yaml")).unwrap();
+    let start = bot.find("volunteers:").unwrap();
+    let end = start + bot[start..].find("\n\n").unwrap();
+    std::fs::write(
+        target.join("bot.yaml"),
+        format!("{}{volunteers}{}", &bot[..start], &bot[end..]),
+    )
+    .unwrap();
+    target
+}
+
+async fn setup_with(
+    homeserver: &str,
+    encrypted_coordination: bool,
+    volunteers_yaml: Option<&str>,
+) -> Setup {
     let coordinator = Person::register(homeserver, &unique("coord")).await;
     let volunteer = Person::register(homeserver, &unique("vol")).await;
     let outsider = Person::register(homeserver, &unique("out")).await;
@@ -240,9 +268,13 @@ async fn setup(homeserver: &str, encrypted_coordination: bool) -> Setup {
 
     let fake = FakeTelegram::start().await;
     let dir = tempfile::tempdir().unwrap();
+    let dialogues = match volunteers_yaml {
+        Some(volunteers) => dialogues_with_volunteers(dir.path(), volunteers),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dialogues"),
+    };
     let config = Config {
         database_url: format!("sqlite://{}/sportello.db", dir.path().display()),
-        dialogues: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dialogues"),
+        dialogues,
         data_dir: dir.path().join("data"),
         telegram_token: Some(Secret::new(TOKEN)),
         telegram_api_url: Some(fake.url.clone()),
@@ -530,6 +562,62 @@ async fn a_released_case_goes_back_to_the_queue_and_is_claimed_again() {
     assert!(
         relayed.text.contains("Un volontario è con te") || relayed.text.contains("Eccomi"),
         "{relayed:?}"
+    );
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn out_of_hours_the_citizen_is_told_when_volunteers_are_back_and_the_card_says_so() {
+    let Some(homeserver) = homeserver() else {
+        return;
+    };
+    // Volunteers only in the first minute of each day: now is out of hours (almost surely).
+    let closed =
+        "volunteers:\n  hours:\n    mon-sun: [\"00:00-00:01\"]\n  wait_before_reminder: 10m";
+    let setup = setup_with(&homeserver, false, Some(closed)).await;
+    let chat = 2004;
+    let mut seen = 0;
+    setup.fake.text(chat, "/start");
+    let privacy = setup.fake.next(chat, &mut seen).await;
+    setup.fake.press(chat, &privacy.button("accetto").unwrap());
+    setup.fake.next(chat, &mut seen).await;
+    setup.fake.text(chat, "vorrei parlare con un operatore");
+    let reply = setup.fake.next(chat, &mut seen).await;
+    assert!(
+        reply.text.contains("Adesso i volontari non ci sono") && reply.text.contains("112"),
+        "{reply:?}"
+    );
+    let card = setup
+        .volunteer
+        .wait_for(Some(&setup.coordination), "📋 Caso")
+        .await;
+    assert_eq!(card, setup.coordination);
+    assert!(
+        setup.volunteer.count("fuori orario") >= 1,
+        "the card says the case came out of hours"
+    );
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unclaimed_case_is_announced_again_and_the_citizen_is_not_forgotten() {
+    let Some(homeserver) = homeserver() else {
+        return;
+    };
+    let always =
+        "volunteers:\n  hours:\n    mon-sun: [\"00:00-24:00\"]\n  wait_before_reminder: 0m";
+    let setup = setup_with(&homeserver, false, Some(always)).await;
+    let chat = 2005;
+    let mut seen = 0;
+    citizen_asks_for_a_person(&setup, chat, &mut seen).await;
+    setup
+        .volunteer
+        .wait_for(Some(&setup.coordination), "aspetta ancora un volontario")
+        .await;
+    let reminder = setup.fake.next(chat, &mut seen).await;
+    assert!(
+        reminder.text.contains("Non ti abbiamo dimenticato"),
+        "{reminder:?}"
     );
     setup.stop().await;
 }

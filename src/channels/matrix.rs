@@ -601,9 +601,50 @@ impl Matrix {
         text
     }
 
+    /// Cases unclaimed for longer than `wait_before_reminder` (bot.yaml) are announced
+    /// again, in volunteer hours, and the citizen is told they are not forgotten.
+    async fn remind(&self) {
+        let hours = &self.bundle.bot.volunteer_hours;
+        let now = Utc::now();
+        if !hours.is_empty() && !hours.is_open(now) {
+            return;
+        }
+        let wait =
+            chrono::Duration::minutes(i64::from(self.bundle.bot.wait_before_reminder_minutes));
+        let Ok(cases) = self.store.cases_to_remind(now - wait).await else {
+            return;
+        };
+        let Some(coordination) = self.client.get_room(&self.coordination) else {
+            return;
+        };
+        for case in cases {
+            let stamp = now.timestamp();
+            let card = self.card(&case).await;
+            self.notice(
+                &coordination,
+                &format!("⏰ Questo caso aspetta ancora un volontario.\n{card}"),
+                format!("sp-remind-{}-{stamp}", case.case),
+            )
+            .await;
+            if self.store.case_reminded(case.case, now).await.is_ok() {
+                self.to_citizen(
+                    &case,
+                    Input::VolunteerReminder,
+                    &format!("remind-{}-{stamp}", case.case),
+                )
+                .await;
+            }
+        }
+    }
+
     /// Delivers the volunteers' outbox: cards, citizens' messages, blocked notices.
     async fn deliver(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
+        let mut last_reminder = std::time::Instant::now() - Duration::from_secs(3600);
         loop {
+            if last_reminder.elapsed() >= Duration::from_secs(5) {
+                last_reminder = std::time::Instant::now();
+                self.remind().await;
+            }
             match self.store.outbox_due(VOLUNTEERS, Utc::now(), 100).await {
                 Ok(rows) if !rows.is_empty() => {
                     for row in rows {

@@ -162,6 +162,11 @@ pub const DEFAULTS: &[(&str, &str, &str)] = &[
         "The volunteer closed the conversation. Thank you! If you need anything else, write here or press the button.",
     ),
     (
+        "volunteer_reminder",
+        "Non ti abbiamo dimenticato: la tua richiesta aspetta il primo volontario libero. Se è urgente chiama il 112.",
+        "We have not forgotten you: your request is waiting for the first free volunteer. If it is urgent, call 112.",
+    ),
+    (
         "unknown_command",
         "Non conosco questo comando. Puoi usare /start, /lingua, /volontario, /ricomincia, /privacy, /dimentica.",
         "I do not know this command. You can use /start, /lingua, /volontario, /ricomincia, /privacy, /dimentica.",

@@ -47,6 +47,8 @@ pub enum Input {
     VolunteerReleased,
     /// The volunteer closed the case: the bot takes the conversation back.
     VolunteerClosed,
+    /// The case still waits for a volunteer: the citizen is told they are not forgotten.
+    VolunteerReminder,
 }
 
 /// A short tag binding buttons to the conversation and the question they were shown
@@ -366,6 +368,13 @@ impl<'b> Turn<'b> {
                 self.ask(text, buttons, false);
                 self.state.mode = Mode::Ended;
                 self.out.push(Output::Ended);
+            }
+            Input::VolunteerReminder => {
+                if self.state.mode == Mode::WithVolunteer {
+                    let text = self.message("volunteer_reminder");
+                    let buttons = vec![self.button("menu_button", ButtonAction::Menu)];
+                    self.ask(text, buttons, false);
+                }
             }
             Input::StaleButton => {
                 let notice = self.message("stale_button");

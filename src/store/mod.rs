@@ -258,6 +258,7 @@ fn describe(input: &Input, state: &State) -> String {
         Input::FromVolunteer(text) => text.clone(),
         Input::VolunteerReleased => "[il volontario rilascia il caso]".to_string(),
         Input::VolunteerClosed => "[il volontario chiude il caso]".to_string(),
+        Input::VolunteerReminder => "[promemoria: ancora in attesa]".to_string(),
     }
 }
 
