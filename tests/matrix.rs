@@ -621,3 +621,130 @@ async fn an_unclaimed_case_is_announced_again_and_the_citizen_is_not_forgotten()
     );
     setup.stop().await;
 }
+
+fn spawn_bot(
+    homeserver: &str,
+    fake: &FakeTelegram,
+    dir: &std::path::Path,
+    bot_name: &str,
+    coordination: &RoomId,
+) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sportello"))
+        .arg("run")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env(
+            "SPORTELLO_DATABASE_URL",
+            format!("sqlite://{}/sportello.db", dir.display()),
+        )
+        .env("SPORTELLO_DATA_DIR", dir.join("data"))
+        .env("SPORTELLO_TELEGRAM_TOKEN", TOKEN)
+        .env("SPORTELLO_TELEGRAM_API_URL", &fake.url)
+        .env("SPORTELLO_TELEGRAM_UNLIMITED", "true")
+        .env("SPORTELLO_HTTP_ADDR", "127.0.0.1:0")
+        .env("SPORTELLO_MATRIX_HOMESERVER", homeserver)
+        .env("SPORTELLO_MATRIX_USER", bot_name)
+        .env("SPORTELLO_MATRIX_PASSWORD", PASSWORD)
+        .env("SPORTELLO_MATRIX_VOLUNTEERS_ROOM", coordination.as_str())
+        .env_remove("SPORTELLO_DIALOGUES")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the bot starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bot_killed_in_the_middle_of_a_case_continues_it_without_losing_or_doubling_messages() {
+    let Some(homeserver) = homeserver() else {
+        return;
+    };
+    let volunteer = Person::register(&homeserver, &unique("vol")).await;
+    let bot_name = unique("bot");
+    let bot_user = Person::register(&homeserver, &bot_name).await.user.clone();
+    let mut request = CreateRoomRequest::new();
+    request.preset = Some(RoomPreset::PrivateChat);
+    request.invite = vec![bot_user.clone()];
+    let room = volunteer.client.create_room(request).await.unwrap();
+    let coordination = room.room_id().to_owned();
+    let fake = FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut bot = spawn_bot(&homeserver, &fake, dir.path(), &bot_name, &coordination);
+
+    let chat = 2006;
+    let mut seen = 0;
+    fake.text(chat, "/start");
+    let privacy = fake.next(chat, &mut seen).await;
+    fake.press(chat, &privacy.button("accetto").unwrap());
+    fake.next(chat, &mut seen).await;
+    fake.text(chat, "vorrei parlare con un operatore");
+    fake.next(chat, &mut seen).await;
+    volunteer.wait_for(Some(&coordination), "📋 Caso").await;
+    volunteer.say(&coordination, "!prendi 1").await;
+    let case_room = volunteer
+        .wait_for(None, "Quello che scrivi qui arriva al cittadino")
+        .await;
+    fake.next(chat, &mut seen).await;
+    volunteer
+        .say(&case_room, "primo messaggio del volontario")
+        .await;
+    assert!(
+        fake.next(chat, &mut seen)
+            .await
+            .text
+            .contains("primo messaggio del volontario")
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    bot.kill().unwrap();
+    bot.wait().unwrap();
+
+    // While the bot is down both sides write.
+    volunteer
+        .say(&case_room, "scritto mentre il bot era spento")
+        .await;
+    fake.text(chat, "anche io ho scritto nel frattempo");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut bot = spawn_bot(&homeserver, &fake, dir.path(), &bot_name, &coordination);
+    let relayed = fake.next(chat, &mut seen).await;
+    assert!(
+        relayed.text.contains("scritto mentre il bot era spento"),
+        "{relayed:?}"
+    );
+    volunteer
+        .wait_for(
+            Some(&case_room),
+            "Cittadino: anche io ho scritto nel frattempo",
+        )
+        .await;
+    volunteer.say(&case_room, "dopo il riavvio").await;
+    assert!(
+        fake.next(chat, &mut seen)
+            .await
+            .text
+            .contains("dopo il riavvio")
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    bot.kill().unwrap();
+    bot.wait().unwrap();
+    for text in [
+        "primo messaggio del volontario",
+        "scritto mentre il bot era spento",
+        "dopo il riavvio",
+    ] {
+        assert_eq!(
+            fake.sent(chat)
+                .iter()
+                .filter(|sent| sent.text.contains(text))
+                .count(),
+            1,
+            "{text} once"
+        );
+    }
+    assert_eq!(
+        volunteer.count("Cittadino: anche io ho scritto nel frattempo"),
+        1
+    );
+    assert_eq!(
+        volunteer.count("📋 Caso 1"),
+        2,
+        "one card in the coordination room, one in the case room"
+    );
+}
