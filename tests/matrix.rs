@@ -4,26 +4,21 @@
 //! citizen talks through the fake Bot API.
 
 mod common;
+#[path = "common/matrix_people.rs"]
+mod people;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::fake_telegram::{FakeTelegram, TOKEN};
-use matrix_sdk::config::SyncSettings;
-use matrix_sdk::ruma::api::client::account::register::v3::Request as RegisterRequest;
 use matrix_sdk::ruma::api::client::room::create_room::v3::{
     Request as CreateRoomRequest, RoomPreset,
 };
-use matrix_sdk::ruma::api::client::uiaa::{AuthData, Dummy};
 use matrix_sdk::ruma::events::InitialStateEvent;
 use matrix_sdk::ruma::events::room::encryption::RoomEncryptionEventContent;
-use matrix_sdk::ruma::events::room::member::StrippedRoomMemberEvent;
-use matrix_sdk::ruma::events::room::message::{
-    MessageType, OriginalSyncRoomMessageEvent, RoomMessageEventContent,
-};
-use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId, RoomId};
-use matrix_sdk::{Client, Room};
+use matrix_sdk::ruma::{OwnedRoomId, RoomId};
+use people::{PASSWORD, Person, unique};
 use sportello::app::App;
 use sportello::config::{Config, Secret};
 use sportello::store::Store;
@@ -43,133 +38,6 @@ fn homeserver() -> Option<String> {
             );
             None
         }
-    }
-}
-
-fn unique(name: &str) -> String {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{name}{}x{}x{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst),
-        chrono::Utc::now().timestamp_micros() % 1_000_000
-    )
-}
-
-const PASSWORD: &str = "test-password-123";
-
-/// A volunteer (or anyone) on Matrix: registered, syncing, accepting invitations,
-/// remembering every text message it sees (decrypted).
-struct Person {
-    client: Client,
-    user: OwnedUserId,
-    seen: Arc<Mutex<Vec<(OwnedRoomId, String)>>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Person {
-    async fn register(homeserver: &str, name: &str) -> Person {
-        let dir = tempfile::tempdir().unwrap();
-        let client = Client::builder()
-            .homeserver_url(homeserver)
-            .sqlite_store(dir.path(), None)
-            .build()
-            .await
-            .unwrap();
-        let mut request = RegisterRequest::new();
-        request.username = Some(name.to_string());
-        request.password = Some(PASSWORD.to_string());
-        request.initial_device_display_name = Some(name.to_string());
-        request.auth = Some(AuthData::Dummy(Dummy::new()));
-        client
-            .matrix_auth()
-            .register(request)
-            .await
-            .expect("registration on the test homeserver");
-        let user = client.user_id().unwrap().to_owned();
-        let seen: Arc<Mutex<Vec<(OwnedRoomId, String)>>> = Arc::default();
-        let log = seen.clone();
-        client.add_event_handler(move |event: OriginalSyncRoomMessageEvent, room: Room| {
-            let log = log.clone();
-            async move {
-                let body = match &event.content.msgtype {
-                    MessageType::Text(text) => text.body.clone(),
-                    MessageType::Notice(notice) => notice.body.clone(),
-                    _ => return,
-                };
-                log.lock().unwrap().push((room.room_id().to_owned(), body));
-            }
-        });
-        let me = user.clone();
-        client.add_event_handler(move |event: StrippedRoomMemberEvent, room: Room| {
-            let me = me.clone();
-            async move {
-                if event.state_key == me {
-                    let _ = room.join().await;
-                }
-            }
-        });
-        let syncing = client.clone();
-        tokio::spawn(async move {
-            let _ = syncing
-                .sync(SyncSettings::default().timeout(Duration::from_secs(5)))
-                .await;
-        });
-        Person {
-            client,
-            user,
-            seen,
-            _dir: dir,
-        }
-    }
-
-    /// Waits until a message containing `wanted` appears (in `room`, if given).
-    async fn wait_for(&self, room: Option<&RoomId>, wanted: &str) -> OwnedRoomId {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some((room_id, _)) = self.seen.lock().unwrap().iter().find(|(room_id, body)| {
-                body.contains(wanted) && room.is_none_or(|room| room == room_id)
-            }) {
-                return room_id.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} never saw {wanted:?}; saw {:#?}",
-                self.user,
-                self.seen.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn count(&self, wanted: &str) -> usize {
-        self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, body)| body.contains(wanted))
-            .count()
-    }
-
-    async fn room(&self, id: &RoomId) -> Room {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(room) = self.client.get_room(id)
-                && room.state() == matrix_sdk::RoomState::Joined
-            {
-                return room;
-            }
-            assert!(Instant::now() < deadline, "{} never joined {id}", self.user);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn say(&self, room: &RoomId, text: &str) {
-        let room = self.room(room).await;
-        room.send(RoomMessageEventContent::text_plain(text))
-            .await
-            .unwrap();
     }
 }
 

@@ -666,7 +666,8 @@ impl Matrix {
                 Err(error) => tracing::error!(%error, "cannot read the volunteers' outbox"),
             }
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = self.store.outbox_changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 _ = stopped.changed() => return,
             }
         }

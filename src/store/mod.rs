@@ -210,6 +210,8 @@ pub struct Store {
     url: String,
     stripes: Vec<tokio::sync::Mutex<()>>,
     fail_at: StdMutex<Option<FailPoint>>,
+    /// Woken when a transaction added outbox rows, so that deliverers need not poll.
+    outbox_changed: tokio::sync::Notify,
 }
 
 fn outbox_row(row: &sqlx::any::AnyRow) -> Result<OutboxRow> {
@@ -324,7 +326,13 @@ impl Store {
             url: shown,
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             fail_at: StdMutex::new(None),
+            outbox_changed: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Completes when a transaction adds outbox rows (a deliverer's wake-up call).
+    pub fn outbox_changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.outbox_changed.notified()
     }
 
     pub fn backend(&self) -> Backend {
@@ -599,6 +607,7 @@ impl Store {
         .await?;
         self.check_fail(FailPoint::BeforeCommit)?;
         tx.commit().await?;
+        self.outbox_changed.notify_waiters();
         Ok(Processed::Done(Turn {
             conversation_id,
             outputs,

@@ -421,6 +421,7 @@ impl Telegram {
             }
             tokio::select! {
                 _ = self.outbox_ready.notified() => {}
+                _ = self.store.outbox_changed() => {}
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 _ = shutdown.changed() => return,
             }
