@@ -79,11 +79,19 @@ impl Person {
                 }
             }
         });
+        // One long poll after another, as the bot does (matrix-sdk's `sync` loop added
+        // about a second before this client saw each new event).
         let syncing = client.clone();
         tokio::spawn(async move {
-            let _ = syncing
-                .sync(SyncSettings::default().timeout(Duration::from_secs(5)))
-                .await;
+            loop {
+                if syncing
+                    .sync_once(SyncSettings::default().timeout(Duration::from_secs(5)))
+                    .await
+                    .is_err()
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
         });
         Person {
             client,
