@@ -682,6 +682,31 @@ impl Store {
         Ok(())
     }
 
+    /// Counts a conversation left without an outcome, from its stored state (need,
+    /// comune and language; an unreadable state counts with none of them).
+    async fn count_abandoned(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        state_json: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let state: Option<State> = serde_json::from_str(state_json).ok();
+        let need = state
+            .as_ref()
+            .and_then(|s| s.vars.get("need").cloned())
+            .unwrap_or_default();
+        let comune = state
+            .as_ref()
+            .and_then(|s| s.comune_id.clone())
+            .unwrap_or_else(|| "-".into());
+        let lang = state
+            .as_ref()
+            .map(|s| s.lang.clone())
+            .unwrap_or_else(|| "it".into());
+        self.count(tx, &iso_week(at), &comune, &need, &lang, "abandoned")
+            .await
+    }
+
     /// Erases a conversation's personal data inside a transaction, keeping the row (the
     /// chat must still receive the confirmation): transcript, pending messages, case
     /// summaries.
@@ -765,28 +790,11 @@ impl Store {
             };
             let counted = still.try_get::<i64, _>(1)? != 0;
             if !counted {
-                let state: Option<State> =
-                    serde_json::from_str(&still.try_get::<String, _>(0)?).ok();
                 let updated_at: i64 = still.try_get(2)?;
-                let need = state
-                    .as_ref()
-                    .and_then(|s| s.vars.get("need").cloned())
-                    .unwrap_or_default();
-                let comune = state
-                    .as_ref()
-                    .and_then(|s| s.comune_id.clone())
-                    .unwrap_or_else(|| "-".into());
-                let lang = state
-                    .as_ref()
-                    .map(|s| s.lang.clone())
-                    .unwrap_or_else(|| "it".into());
-                self.count(
+                self.count_abandoned(
                     &mut tx,
-                    &iso_week(from_millis(updated_at)),
-                    &comune,
-                    &need,
-                    &lang,
-                    "abandoned",
+                    &still.try_get::<String, _>(0)?,
+                    from_millis(updated_at),
                 )
                 .await?;
                 report.abandoned += 1;
@@ -940,20 +948,7 @@ impl Store {
         let id: i64 = row.try_get(0)?;
         let status: String = row.try_get(1)?;
         if row.try_get::<i64, _>(2)? == 0 {
-            let state: Option<State> = serde_json::from_str(&row.try_get::<String, _>(3)?).ok();
-            let need = state
-                .as_ref()
-                .and_then(|s| s.vars.get("need").cloned())
-                .unwrap_or_default();
-            let comune = state
-                .as_ref()
-                .and_then(|s| s.comune_id.clone())
-                .unwrap_or_else(|| "-".into());
-            let lang = state
-                .as_ref()
-                .map(|s| s.lang.clone())
-                .unwrap_or_else(|| "it".into());
-            self.count(&mut tx, &iso_week(now), &comune, &need, &lang, "abandoned")
+            self.count_abandoned(&mut tx, &row.try_get::<String, _>(3)?, now)
                 .await?;
         }
         let volunteer = status == "waiting" || status == "volunteer";
