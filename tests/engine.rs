@@ -405,6 +405,66 @@ fn out_of_hours_handover_says_when_volunteers_are_back() {
 }
 
 #[test]
+fn out_of_hours_the_citizen_also_hears_of_a_place_open_now() {
+    // Caritas opens on Saturday morning; the volunteers do not.
+    let directory = common::DIRECTORY.replace(
+        r#"hours: { tue: ["15:00-18:00"], thu: ["09:30-12:00"] }"#,
+        r#"hours: { sat: ["09:00-12:00"] }"#,
+    );
+    let (bundle, diagnostics) = common::load_with(&[("directory.yaml", &directory)]);
+    assert!(diagnostics.iter().all(|d| !d.is_error()));
+    check_at(
+        &bundle,
+        rome(2026, 3, 21, 10, 0),
+        None,
+        "/start\n1\n2\nPioltello\nvorrei parlare con un operatore",
+        expect![[r#"
+            > /start
+            Informativa privacy: i tuoi dati restano qui.
+
+            Sei d'accordo?
+              1) Sì, accetto
+              2) No
+            > 1
+            Di cosa hai bisogno?
+              1) Casa
+              2) Cibo e spesa
+              3) Parla con una persona
+            > 2
+            In che comune abiti?
+              1) Pioltello
+              2) Segrate
+              3) Torna al menu
+              4) Parla con una persona
+              📍 /posizione LAT LON
+            > Pioltello
+            Ecco dove puoi trovare aiuto vicino a te:
+
+            • Caritas di Pioltello
+              📍 Pioltello, Via Roma 1
+              🕘 aperto ora, fino alle 12:00
+              ☎️ 02 000
+            Posso aiutarti in altro?
+              1) Sì
+              2) No, grazie
+              3) Parla con una persona
+            > vorrei parlare con un operatore
+            Ti passo a un volontario.
+            [handover to a volunteer: need poverta.cibo, out of hours]
+            Adesso i volontari non ci sono. Tornano lunedì alle 9:00. Ti scriveranno qui. Se è urgente chiama il 112.
+
+            Intanto puoi trovare aiuto anche qui:
+
+            • Caritas di Pioltello
+              📍 Pioltello, Via Roma 1
+              🕘 aperto ora, fino alle 12:00
+              ☎️ 02 000
+              1) Torna al menu
+        "#]],
+    );
+}
+
+#[test]
 fn declined_consent_asks_nothing_personal_and_emergencies_still_work() {
     check(
         "/start

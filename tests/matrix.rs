@@ -16,6 +16,8 @@ use matrix_sdk::ruma::api::client::room::create_room::v3::{
     Request as CreateRoomRequest, RoomPreset,
 };
 use matrix_sdk::ruma::events::InitialStateEvent;
+use matrix_sdk::ruma::events::reaction::ReactionEventContent;
+use matrix_sdk::ruma::events::relation::Annotation;
 use matrix_sdk::ruma::events::room::encryption::RoomEncryptionEventContent;
 use matrix_sdk::ruma::{OwnedRoomId, RoomId};
 use people::{PASSWORD, Person, unique};
@@ -615,4 +617,304 @@ async fn a_bot_killed_in_the_middle_of_a_case_continues_it_without_losing_or_dou
         2,
         "one card in the coordination room, one in the case room"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reaction_on_the_card_claims_the_case_and_a_look_alike_name_is_not_a_volunteer() {
+    let Some(homeserver) = homeserver() else {
+        return;
+    };
+    let setup = setup(&homeserver, true).await;
+    let chat = 2007;
+    let mut seen = 0;
+    let case = citizen_asks_for_a_person(&setup, chat, &mut seen).await;
+    let card = setup.store.case(case).await.unwrap().unwrap().card_event;
+    let card =
+        matrix_sdk::ruma::OwnedEventId::try_from(card.expect("the card's event id")).unwrap();
+
+    // The outsider takes the volunteer's display name: a name is not an authorisation.
+    for person in [&setup.volunteer, &setup.outsider] {
+        person
+            .client
+            .account()
+            .set_display_name(Some("Giulia Rossi"))
+            .await
+            .unwrap();
+    }
+    let react = |person: &Person| {
+        let card = card.clone();
+        let coordination = setup.coordination.clone();
+        let client = person.client.clone();
+        async move {
+            let room = client.get_room(&coordination).unwrap();
+            room.send(ReactionEventContent::new(Annotation::new(
+                card,
+                "👍".into(),
+            )))
+            .await
+            .unwrap();
+        }
+    };
+    react(&setup.outsider).await;
+    setup
+        .outsider
+        .wait_for(Some(&setup.coordination), "Solo i volontari")
+        .await;
+    assert_eq!(
+        setup.store.case(case).await.unwrap().unwrap().status,
+        "waiting"
+    );
+
+    react(&setup.volunteer).await;
+    let room = setup
+        .volunteer
+        .wait_for(None, "Quello che scrivi qui arriva al cittadino")
+        .await;
+    assert_ne!(room, setup.coordination);
+    setup
+        .coordinator
+        .wait_for(
+            Some(&setup.coordination),
+            &format!("Il caso {case} è stato preso da {}", setup.volunteer.user),
+        )
+        .await;
+    let joined = setup.fake.next(chat, &mut seen).await;
+    assert!(joined.text.contains("Un volontario è con te"), "{joined:?}");
+    assert_eq!(
+        setup
+            .store
+            .case(case)
+            .await
+            .unwrap()
+            .unwrap()
+            .claimed_by
+            .as_deref(),
+        Some(setup.volunteer.user.as_str())
+    );
+    // A late reaction finds the case taken, and says by whom.
+    react(&setup.coordinator).await;
+    setup
+        .coordinator
+        .wait_for(Some(&setup.coordination), "è già stato preso da")
+        .await;
+    setup.stop().await;
+}
+
+/// The raw event as the homeserver now serves it to a volunteer.
+async fn served_event(person: &Person, room: &RoomId, event: &str) -> String {
+    let room = person.room(room).await;
+    let event = <&matrix_sdk::ruma::EventId>::try_from(event).unwrap();
+    let event = room.event(event, None).await.unwrap();
+    event.raw().json().get().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forget_redacts_the_citizens_messages_on_matrix_and_closes_the_case() {
+    let Some(homeserver) = homeserver() else {
+        return;
+    };
+    let setup = setup(&homeserver, false).await;
+    let chat = 2008;
+    let mut seen = 0;
+    let case = citizen_asks_for_a_person(&setup, chat, &mut seen).await;
+    setup
+        .volunteer
+        .say(&setup.coordination, &format!("!prendi {case}"))
+        .await;
+    let room = setup
+        .volunteer
+        .wait_for(None, "Quello che scrivi qui arriva al cittadino")
+        .await;
+    setup.fake.next(chat, &mut seen).await;
+    setup
+        .fake
+        .text(chat, "Mi chiamo Maria Bianchi, via Dante 5");
+    setup
+        .volunteer
+        .wait_for(Some(&room), "Cittadino: Mi chiamo Maria Bianchi")
+        .await;
+    let events = setup.store.case_events(case).await.unwrap();
+    let in_case_room: Vec<&String> = events
+        .iter()
+        .filter(|(r, _)| r == room.as_str())
+        .map(|(_, event)| event)
+        .collect();
+    assert_eq!(
+        in_case_room.len(),
+        3,
+        "card, transcript and the relayed message are remembered: {events:?}"
+    );
+    assert!(
+        events.iter().any(|(r, _)| r == setup.coordination.as_str()),
+        "the card in the coordination room too"
+    );
+
+    setup.fake.text(chat, "/dimentica");
+    let ask = setup.fake.next(chat, &mut seen).await;
+    setup
+        .fake
+        .press(chat, &ask.button("cancella").expect("the erase button"));
+    setup.fake.next(chat, &mut seen).await;
+    setup
+        .volunteer
+        .wait_for(
+            Some(&room),
+            "il cittadino ha chiesto di cancellare i suoi dati",
+        )
+        .await;
+    setup
+        .coordinator
+        .wait_for(
+            Some(&setup.coordination),
+            &format!("Caso {case} chiuso: il cittadino ha chiesto di cancellare"),
+        )
+        .await;
+    assert_eq!(
+        setup.store.case(case).await.unwrap().unwrap().status,
+        "closed"
+    );
+    for (room, event) in &events {
+        let served = served_event(
+            &setup.volunteer,
+            <&RoomId>::try_from(room.as_str()).unwrap(),
+            event,
+        )
+        .await;
+        assert!(
+            served.contains("redacted_because") && !served.contains("Maria"),
+            "{served}"
+        );
+    }
+    assert!(setup.store.case_events(case).await.unwrap().is_empty());
+    // The volunteer's words no longer reach anyone.
+    let before = setup.fake.sent(chat).len();
+    setup.volunteer.say(&room, "ci sei ancora?").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(setup.fake.sent(chat).len(), before);
+    setup.stop().await;
+}
+
+/// A homeserver of this test's own (the shared one must stay up for the other tests),
+/// stopped and started with `scripts/synapse.sh`; stopped when dropped.
+struct OwnHomeserver {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl OwnHomeserver {
+    fn script(&self, args: &[&str]) -> String {
+        let output = std::process::Command::new(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/synapse.sh"),
+        )
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("scripts/synapse.sh runs");
+        assert!(
+            output.status.success(),
+            "scripts/synapse.sh {args:?} failed"
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    }
+
+    fn start(&self) -> String {
+        let dir = self.dir.path().to_str().unwrap().to_string();
+        self.script(&["start", &dir, &self.port.to_string()])
+    }
+
+    fn stop(&self) {
+        let dir = self.dir.path().to_str().unwrap().to_string();
+        self.script(&["stop", &dir]);
+    }
+}
+
+impl Drop for OwnHomeserver {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_homeserver_stopped_for_a_while_delays_the_case_and_loses_nothing() {
+    if homeserver().is_none() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let own = OwnHomeserver {
+        dir: tempfile::tempdir().unwrap(),
+        port,
+    };
+    let homeserver = own.start();
+    let setup = setup(&homeserver, false).await;
+    let chat = 2009;
+    let mut seen = 0;
+    let case = citizen_asks_for_a_person(&setup, chat, &mut seen).await;
+    setup
+        .volunteer
+        .say(&setup.coordination, &format!("!prendi {case}"))
+        .await;
+    let room = setup
+        .volunteer
+        .wait_for(None, "Quello che scrivi qui arriva al cittadino")
+        .await;
+    setup.fake.next(chat, &mut seen).await;
+
+    own.stop();
+    setup.fake.text(chat, "primo messaggio durante il guasto");
+    setup.fake.text(chat, "secondo messaggio durante il guasto");
+    let delayed = setup.fake.next(chat, &mut seen).await;
+    assert!(
+        delayed
+            .text
+            .contains("non riesco a raggiungere i volontari"),
+        "{delayed:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(own.start(), homeserver);
+
+    setup
+        .volunteer
+        .wait_for(
+            Some(&room),
+            "Cittadino: secondo messaggio durante il guasto",
+        )
+        .await;
+    let relayed: Vec<String> = setup
+        .volunteer
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(r, body)| *r == room && body.contains("durante il guasto"))
+        .map(|(_, body)| body.clone())
+        .collect();
+    assert_eq!(
+        relayed,
+        [
+            "Cittadino: primo messaggio durante il guasto",
+            "Cittadino: secondo messaggio durante il guasto"
+        ],
+        "in order, once each"
+    );
+    setup
+        .volunteer
+        .say(&room, "Eccomi, il server è tornato")
+        .await;
+    let back = setup.fake.next(chat, &mut seen).await;
+    assert!(back.text.contains("il server è tornato"), "{back:?}");
+    assert_eq!(
+        setup
+            .fake
+            .sent(chat)
+            .iter()
+            .filter(|sent| sent.text.contains("non riesco a raggiungere i volontari"))
+            .count(),
+        1,
+        "the citizen is told once"
+    );
+    setup.stop().await;
 }

@@ -156,6 +156,7 @@ conformance!(
     purge_erases_after_retention_and_keeps_the_statistics,
     forget_erases_at_once_and_keeps_the_statistics,
     a_handover_opens_a_case_owed_to_the_volunteers,
+    forgetting_a_case_asks_the_volunteers_side_to_redact_it,
     the_outbox_retries_and_keeps_order,
     a_database_of_a_newer_schema_is_refused,
 );
@@ -540,6 +541,67 @@ async fn a_handover_opens_a_case_owed_to_the_volunteers(db: &Db) {
     assert!(store.outbox_unsent("test", "ivo").await.unwrap().is_empty());
     let owed = store.outbox_unsent("volunteers", &chat).await.unwrap();
     assert!(owed[2].payload.contains("\"blocked\""), "{owed:?}");
+}
+
+async fn forgetting_a_case_asks_the_volunteers_side_to_redact_it(db: &Db) {
+    let bundle = common::mini();
+    let store = &db.store;
+    for text in ["/start", "1", "volontario", "mi chiamo Ada"] {
+        say(store, &bundle, "ada", text, t0()).await;
+    }
+    let case = store.handovers().await.unwrap()[0].case;
+    assert_eq!(
+        store.claim(case, "@v:localhost", t0()).await.unwrap(),
+        sportello::store::Claim::Claimed
+    );
+    store
+        .record_case_event(case, "!coord:localhost", "$card", "card", t0())
+        .await
+        .unwrap();
+    store
+        .record_case_event(case, "!case:localhost", "$said", "citizen", t0())
+        .await
+        .unwrap();
+    // Recording twice (a retried delivery) keeps one row.
+    store
+        .record_case_event(case, "!case:localhost", "$said", "citizen", t0())
+        .await
+        .unwrap();
+    assert_eq!(store.case_of_card("$card").await.unwrap(), Some(case));
+    assert_eq!(
+        store.case_of_card("$said").await.unwrap(),
+        None,
+        "not a card"
+    );
+    assert_eq!(store.case_events(case).await.unwrap().len(), 2);
+
+    say(store, &bundle, "ada", "/dimentica", t0()).await;
+    say(store, &bundle, "ada", "1", t0()).await;
+    let erased = store.case(case).await.unwrap().unwrap();
+    assert_eq!(erased.status, "closed");
+    assert!(erased.summary.is_empty() && erased.conversation_id.is_none());
+    let owed = store
+        .outbox_unsent("volunteers", &format!("case-{case}"))
+        .await
+        .unwrap();
+    assert_eq!(owed.len(), 1, "{owed:?}");
+    assert!(
+        owed[0].payload.contains("\"forget\"") && owed[0].payload.contains("\"citizen\""),
+        "{owed:?}"
+    );
+    // The relayed line that had not left yet is gone with the rest.
+    let conversation = store.conversation("test", "ada").await.unwrap().unwrap();
+    assert!(
+        store
+            .outbox_unsent("volunteers", &conversation.id.to_string())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for (_, event) in store.case_events(case).await.unwrap() {
+        store.forget_case_event(&event).await.unwrap();
+    }
+    assert!(store.case_events(case).await.unwrap().is_empty());
 }
 
 async fn the_outbox_retries_and_keeps_order(db: &Db) {

@@ -7,9 +7,11 @@
 //! token, so what volunteers wrote while the bot was down is handled after a restart;
 //! history is skipped only at the very first login.
 //!
-//! A case is a handover: its card goes to the coordination room; `!prendi N` claims it
-//! (the first claim wins, in the database); the bot creates a room for the case, invites
-//! the claimer and relays both ways; `!chiudi`, `!rilascia`, `!nota`, `!info`. Every
+//! A case is a handover: its card goes to the coordination room; `!prendi N` or a
+//! reaction on the card claims it (the first claim wins, in the database); the bot
+//! creates a room for the case, invites the claimer and relays both ways; `!chiudi`,
+//! `!rilascia`, `!nota`, `!info`. What the bot posts with a case's data is recorded, so
+//! that erasing the conversation (`/dimentica`) redacts it on Matrix too. Every
 //! message the bot sends carries a transaction id derived from what caused it (an outbox
 //! row, an event), so a retry is never a second message; a volunteer's message reaches
 //! the citizen once, deduped by its event id.
@@ -23,17 +25,21 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use chrono::Utc;
 use matrix_sdk::authentication::matrix::MatrixSession;
-use matrix_sdk::config::SyncSettings;
+use matrix_sdk::config::{RequestConfig, SyncSettings};
 use matrix_sdk::ruma::api::client::room::create_room::v3::{
     Request as CreateRoomRequest, RoomPreset,
 };
+use matrix_sdk::ruma::events::reaction::OriginalSyncReactionEvent;
 use matrix_sdk::ruma::events::room::encryption::RoomEncryptionEventContent;
 use matrix_sdk::ruma::events::room::member::StrippedRoomMemberEvent;
 use matrix_sdk::ruma::events::room::message::{
     MessageType, OriginalSyncRoomMessageEvent, RoomMessageEventContent,
 };
 use matrix_sdk::ruma::events::{InitialStateEvent, room::power_levels::UserPowerLevel};
-use matrix_sdk::ruma::{OwnedRoomId, OwnedTransactionId, OwnedUserId, RoomAliasId, RoomId, UserId};
+use matrix_sdk::ruma::{
+    EventId, OwnedEventId, OwnedRoomId, OwnedTransactionId, OwnedUserId, RoomAliasId, RoomId,
+    UserId,
+};
 use matrix_sdk::{Client, Room, RoomState};
 use tokio::sync::watch;
 
@@ -44,6 +50,12 @@ use crate::store::{Case, Claim, Inbound, Store};
 
 /// The store's channel name for what is owed to the volunteers.
 pub const VOLUNTEERS: &str = "volunteers";
+
+/// How long matrix-sdk retries one request (a homeserver down, slow, or answering 429
+/// with its retry_after) before the send fails and the outbox takes over: then the
+/// citizen is told that the answer is delayed, and the row is retried with the same
+/// transaction id. matrix-sdk's default is to retry forever.
+const REQUEST_RETRY_TIME: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct MatrixSettings {
@@ -96,6 +108,7 @@ impl Matrix {
         let client = Client::builder()
             .homeserver_url(&settings.homeserver)
             .sqlite_store(&store_dir, None)
+            .request_config(RequestConfig::new().max_retry_time(REQUEST_RETRY_TIME))
             .build()
             .await
             .context("cannot reach the Matrix homeserver or open the Matrix store")?;
@@ -175,6 +188,12 @@ impl Matrix {
             .add_event_handler(move |event: OriginalSyncRoomMessageEvent, room: Room| {
                 let this = this.clone();
                 async move { this.on_message(event, room).await }
+            });
+        let this = self.clone();
+        self.client
+            .add_event_handler(move |event: OriginalSyncReactionEvent, room: Room| {
+                let this = this.clone();
+                async move { this.on_reaction(event, room).await }
             });
     }
 
@@ -257,7 +276,8 @@ impl Matrix {
         }
     }
 
-    async fn notice(&self, room: &Room, text: &str, txn_id: String) {
+    /// Posts a notice, retrying with the same transaction id; its event id once posted.
+    async fn notice(&self, room: &Room, text: &str, txn_id: String) -> Option<OwnedEventId> {
         let content = RoomMessageEventContent::notice_plain(text);
         for attempt in 0..6u32 {
             match room
@@ -265,12 +285,46 @@ impl Matrix {
                 .with_transaction_id(txn(txn_id.clone()))
                 .await
             {
-                Ok(_) => return,
+                Ok(sent) => return Some(sent.response.event_id),
                 Err(error) => {
                     tracing::warn!(error = %error_kind(&error), attempt, "a Matrix message failed; retrying with the same transaction id");
                     tokio::time::sleep(Duration::from_millis(250 * 2u64.pow(attempt))).await;
                 }
             }
+        }
+        None
+    }
+
+    /// Posts a notice that carries a case's data and remembers it (`card` in the
+    /// coordination room can be claimed by a reaction; all are redacted by `/dimentica`).
+    async fn case_notice(&self, case: i64, kind: &str, room: &Room, text: &str, txn_id: String) {
+        if let Some(event) = self.notice(room, text, txn_id).await {
+            self.remember(case, kind, room.room_id(), &event).await;
+        }
+    }
+
+    async fn remember(&self, case: i64, kind: &str, room: &RoomId, event: &EventId) {
+        if let Err(error) = self
+            .store
+            .record_case_event(case, room.as_str(), event.as_str(), kind, Utc::now())
+            .await
+        {
+            tracing::error!(%error, "cannot record a case event");
+        }
+    }
+
+    /// A reaction (any emoji) on a card in the coordination room claims its case.
+    async fn on_reaction(&self, event: OriginalSyncReactionEvent, room: Room) {
+        if event.sender == self.me
+            || room.room_id() != self.coordination
+            || room.state() != RoomState::Joined
+        {
+            return;
+        }
+        let card = event.content.relates_to.event_id.as_str();
+        if let Ok(Some(case)) = self.store.case_of_card(card).await {
+            self.claim(case, &event.sender, &room, event.event_id.as_str())
+                .await;
         }
     }
 
@@ -293,7 +347,7 @@ impl Matrix {
                             "Scrivi il numero del caso: !prendi 12",
                             format!("sp-{event_id}-usage"),
                         )
-                        .await
+                        .await;
                     }
                 }
             }
@@ -317,17 +371,33 @@ impl Matrix {
                 "chiudi" => self.close(&case, &event.sender, &room, &event_id).await,
                 "rilascia" => self.release(&case, &event.sender, &room, &event_id).await,
                 "nota" if !argument.trim().is_empty() => {
-                    if self.store.add_note(case.case, event.sender.as_str(), argument.trim(), Utc::now()).await.is_ok() {
-                        self.notice(&room, "Nota salvata per i volontari (il cittadino non la vede).", format!("sp-{event_id}-note")).await;
+                    if self
+                        .store
+                        .add_note(
+                            case.case,
+                            event.sender.as_str(),
+                            argument.trim(),
+                            Utc::now(),
+                        )
+                        .await
+                        .is_ok()
+                    {
+                        self.notice(
+                            &room,
+                            "Nota salvata per i volontari (il cittadino non la vede).",
+                            format!("sp-{event_id}-note"),
+                        )
+                        .await;
                     }
                 }
                 "info" => {
                     let text = self.case_info(&case).await;
-                    self.notice(&room, &text, format!("sp-{event_id}-info")).await;
+                    self.notice(&room, &text, format!("sp-{event_id}-info"))
+                        .await;
                 }
                 _ => {
                     self.notice(&room, "Comandi: !chiudi, !rilascia, !nota TESTO, !info. Il resto arriva al cittadino.", format!("sp-{event_id}-help"))
-                        .await
+                        .await;
                 }
             }
             return;
@@ -437,8 +507,14 @@ impl Matrix {
             .set_case_room(case_id, room.room_id().as_str())
             .await;
         let card = self.card(&case).await;
-        self.notice(&room, &card, format!("sp-{event_id}-card"))
-            .await;
+        self.case_notice(
+            case_id,
+            "citizen",
+            &room,
+            &card,
+            format!("sp-{event_id}-card"),
+        )
+        .await;
         if let Some(conversation) = case.conversation_id
             && let Ok(lines) = self.store.recent_transcript(conversation, 20).await
         {
@@ -454,8 +530,14 @@ impl Matrix {
                 })
                 .collect();
             let text = format!("Ultimi messaggi:\n{}", transcript.join("\n"));
-            self.notice(&room, &text, format!("sp-{event_id}-transcript"))
-                .await;
+            self.case_notice(
+                case_id,
+                "citizen",
+                &room,
+                &text,
+                format!("sp-{event_id}-transcript"),
+            )
+            .await;
         }
         self.notice(
             &room,
@@ -529,10 +611,16 @@ impl Matrix {
             if let Some(coordination) = self.client.get_room(&self.coordination) {
                 let card = self.card(case).await;
                 let text = format!("{volunteer} ha rilasciato il caso {}.\n{card}", case.case);
-                self.notice(&coordination, &text, format!("sp-{event_id}-released-card"))
-                    .await;
+                self.case_notice(
+                    case.case,
+                    "card",
+                    &coordination,
+                    &text,
+                    format!("sp-{event_id}-released-card"),
+                )
+                .await;
             }
-            let _ = room.leave().await;
+            // The bot stays in the old room: `/dimentica` may have to redact there.
         }
     }
 
@@ -620,7 +708,9 @@ impl Matrix {
         for case in cases {
             let stamp = now.timestamp();
             let card = self.card(&case).await;
-            self.notice(
+            self.case_notice(
+                case.case,
+                "card",
                 &coordination,
                 &format!("⏰ Questo caso aspetta ancora un volontario.\n{card}"),
                 format!("sp-remind-{}-{stamp}", case.case),
@@ -653,6 +743,9 @@ impl Matrix {
                         let recorded = if delivered {
                             self.store.outbox_sent(row.id, now).await
                         } else {
+                            if row.attempts == 0 {
+                                self.tell_delayed(row.id, &row.payload).await;
+                            }
                             let wait = chrono::Duration::seconds(1i64 << row.attempts.clamp(0, 6));
                             self.store.outbox_failed(row.id, now + wait, "matrix").await
                         };
@@ -696,10 +789,9 @@ impl Matrix {
                     .await
                 {
                     Ok(response) => {
-                        let _ = self
-                            .store
-                            .set_card_event(case_id, response.response.event_id.as_str())
-                            .await;
+                        let event = response.response.event_id;
+                        let _ = self.store.set_card_event(case_id, event.as_str()).await;
+                        self.remember(case_id, "card", room.room_id(), &event).await;
                         true
                     }
                     Err(error) => {
@@ -728,7 +820,16 @@ impl Matrix {
                 };
                 let content = RoomMessageEventContent::text_plain(format!("Cittadino: {text}"));
                 match room.send(content).with_transaction_id(txn(txn_id)).await {
-                    Ok(_) => true,
+                    Ok(sent) => {
+                        self.remember(
+                            case.case,
+                            "citizen",
+                            room.room_id(),
+                            &sent.response.event_id,
+                        )
+                        .await;
+                        true
+                    }
                     Err(error) => {
                         tracing::warn!(error = %error_kind(&error), "cannot relay a citizen's message; retrying");
                         false
@@ -759,7 +860,100 @@ impl Matrix {
                 }
                 true
             }
+            Some("forget") => {
+                let Some(case_id) = payload["case"].as_i64() else {
+                    return true;
+                };
+                self.forget(
+                    case_id,
+                    payload["reason"].as_str().unwrap_or("citizen"),
+                    &txn_id,
+                )
+                .await
+            }
             _ => true,
+        }
+    }
+
+    /// A conversation was erased (`/dimentica`, an operator, the retention period):
+    /// everything the bot posted of its case is redacted, and the volunteers are told
+    /// the case is closed. False to retry later (what was redacted is not redacted twice).
+    async fn forget(&self, case_id: i64, reason: &str, txn_id: &str) -> bool {
+        let why = match reason {
+            "operator" => "un operatore ha cancellato i dati della conversazione",
+            "retention" => "i dati sono stati cancellati alla fine del periodo di conservazione",
+            _ => "il cittadino ha chiesto di cancellare i suoi dati (/dimentica)",
+        };
+        let Ok(events) = self.store.case_events(case_id).await else {
+            return false;
+        };
+        for (room, event) in events {
+            let (Ok(room_id), Ok(event_id)) = (
+                <&RoomId>::try_from(room.as_str()),
+                <&EventId>::try_from(event.as_str()),
+            ) else {
+                let _ = self.store.forget_case_event(&event).await;
+                continue;
+            };
+            if let Some(room) = self.client.get_room(room_id)
+                && room.state() == RoomState::Joined
+                && let Err(error) = room
+                    .redact(event_id, Some(why), Some(txn(format!("sp-redact-{event}"))))
+                    .await
+            {
+                tracing::warn!(error = %error_kind(&error), "cannot redact a case message; retrying");
+                return false;
+            }
+            let _ = self.store.forget_case_event(&event).await;
+        }
+        if reason == "retention" {
+            return true;
+        }
+        let text = format!("Caso {case_id} chiuso: {why}. I suoi messaggi sono stati rimossi.");
+        let case_room = self
+            .store
+            .case(case_id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|case| case.room);
+        if let Some(room) = case_room
+            .as_deref()
+            .and_then(|id| <&RoomId>::try_from(id).ok())
+            .and_then(|id| self.client.get_room(id))
+        {
+            self.notice(&room, &text, format!("{txn_id}-room")).await;
+        }
+        if let Some(coordination) = self.client.get_room(&self.coordination) {
+            self.notice(&coordination, &text, format!("{txn_id}-coordination"))
+                .await;
+        }
+        true
+    }
+
+    /// The first time a citizen's card or message cannot reach the volunteers, the
+    /// citizen is told the answer is delayed (once per row, deduped by the store; later
+    /// rows of the chat wait behind this one, so once per outage).
+    async fn tell_delayed(&self, row: i64, payload: &str) {
+        let Ok(payload) = serde_json::from_str::<serde_json::Value>(payload) else {
+            return;
+        };
+        let case = match payload["kind"].as_str() {
+            Some("handover") => match payload["case"].as_i64() {
+                Some(case) => self.store.case(case).await,
+                None => return,
+            },
+            Some("relay") => match payload["conversation"].as_i64() {
+                Some(conversation) => self.store.open_case_for_conversation(conversation).await,
+                None => return,
+            },
+            _ => return,
+        };
+        if let Ok(Some(case)) = case
+            && case.status != "closed"
+        {
+            self.to_citizen(&case, Input::VolunteerDelayed, &format!("delayed-{row}"))
+                .await;
         }
     }
 }

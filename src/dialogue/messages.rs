@@ -167,6 +167,16 @@ pub const DEFAULTS: &[(&str, &str, &str)] = &[
         "We have not forgotten you: your request is waiting for the first free volunteer. If it is urgent, call 112.",
     ),
     (
+        "volunteer_delayed",
+        "In questo momento non riesco a raggiungere i volontari. Il tuo messaggio non è perso: arriverà appena possibile. Se è urgente chiama il 112.",
+        "Right now I cannot reach the volunteers. Your message is not lost: it will arrive as soon as possible. If it is urgent, call 112.",
+    ),
+    (
+        "meanwhile_open",
+        "Intanto puoi trovare aiuto anche qui:",
+        "Meanwhile you can also find help here:",
+    ),
+    (
         "unknown_command",
         "Non conosco questo comando. Puoi usare /start, /lingua, /volontario, /ricomincia, /privacy, /dimentica.",
         "I do not know this command. You can use /start, /lingua, /volontario, /ricomincia, /privacy, /dimentica.",

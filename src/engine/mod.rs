@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::dialogue::{Action, Bundle, Intent, Step, Target};
+use crate::directory::hours::Availability;
 use crate::directory::{Place, PlaceKind, Point};
 use crate::matching::{self, Match, Phrase};
 use crate::text::{ITALIAN, Text, fill};
@@ -49,6 +50,9 @@ pub enum Input {
     VolunteerClosed,
     /// The case still waits for a volunteer: the citizen is told they are not forgotten.
     VolunteerReminder,
+    /// The volunteers' side cannot be reached for now (homeserver down, slow or
+    /// rate-limited): the citizen is told, once, that the answer is delayed.
+    VolunteerDelayed,
 }
 
 /// A short tag binding buttons to the conversation and the question they were shown
@@ -369,9 +373,14 @@ impl<'b> Turn<'b> {
                 self.state.mode = Mode::Ended;
                 self.out.push(Output::Ended);
             }
-            Input::VolunteerReminder => {
+            Input::VolunteerReminder | Input::VolunteerDelayed => {
                 if self.state.mode == Mode::WithVolunteer {
-                    let text = self.message("volunteer_reminder");
+                    let key = if input == Input::VolunteerReminder {
+                        "volunteer_reminder"
+                    } else {
+                        "volunteer_delayed"
+                    };
+                    let text = self.message(key);
                     let buttons = vec![self.button("menu_button", ButtonAction::Menu)];
                     self.ask(text, buttons, false);
                 }
@@ -1156,7 +1165,13 @@ impl<'b> Turn<'b> {
         let text = if suggestions.is_empty() {
             self.message("no_suggestions")
         } else {
-            render::suggestions(self.bundle, &self.state, &suggestions, self.now)
+            render::suggestions(
+                self.bundle,
+                &self.state,
+                &suggestions,
+                self.now,
+                "suggestions_intro",
+            )
         };
         self.say(text);
     }
@@ -1184,18 +1199,45 @@ impl<'b> Turn<'b> {
             self.message("handover_in_hours")
         } else {
             let when = match hours.availability(self.now) {
-                crate::directory::hours::Availability::OpensAt(date, time) => {
+                Availability::OpensAt(date, time) => {
                     format_when(date, time, self.now, &self.state.lang)
                 }
                 _ => String::new(),
             };
             let mut vars = self.state.vars.clone();
             vars.insert("when".into(), when);
-            self.bundle
+            let mut text = self
+                .bundle
                 .bot
                 .messages
                 .get("handover_out_of_hours")
-                .render(&self.state.lang, &vars)
+                .render(&self.state.lang, &vars);
+            // Meanwhile: the nearest places open now for this need, if any.
+            let open: Vec<_> = self
+                .bundle
+                .directory
+                .nearest(
+                    need,
+                    self.state.point,
+                    self.state.comune_id.as_deref(),
+                    self.now,
+                    8,
+                )
+                .into_iter()
+                .filter(|s| matches!(s.availability, Some(Availability::OpenUntil(_))))
+                .take(2)
+                .collect();
+            if !open.is_empty() {
+                text.push_str("\n\n");
+                text.push_str(&render::suggestions(
+                    self.bundle,
+                    &self.state,
+                    &open,
+                    self.now,
+                    "meanwhile_open",
+                ));
+            }
+            text
         };
         let buttons = vec![self.button("menu_button", ButtonAction::Menu)];
         self.ask(text, buttons, false);

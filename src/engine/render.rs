@@ -61,12 +61,14 @@ pub fn format_when(date: NaiveDate, time: NaiveTime, now: DateTime<Utc>, lang: &
     }
 }
 
-/// The text of a list of suggestions: name, where, how far, whether open, contacts.
+/// The text of a list of suggestions under the message `intro`: name, where, how far,
+/// whether open, contacts.
 pub fn suggestions(
     bundle: &Bundle,
     state: &State,
     list: &[Suggestion<'_>],
     now: DateTime<Utc>,
+    intro: &str,
 ) -> String {
     let lang = state.lang.as_str();
     let messages = &bundle.bot.messages;
@@ -75,7 +77,7 @@ pub fn suggestions(
         vars.insert(name.to_string(), value);
         messages.get(key).render(lang, &vars)
     };
-    let mut text = messages.get("suggestions_intro").get(lang).to_string();
+    let mut text = messages.get(intro).get(lang).to_string();
     let mut district_header = false;
     for suggestion in list {
         let organisation = suggestion.organisation;

@@ -209,6 +209,61 @@ impl Store {
 }
 
 impl Store {
+    /// Remembers an event the bot posted for a case: a `card` (claimable by a reaction
+    /// when it is in the coordination room) or `citizen` (carries the citizen's words).
+    pub async fn record_case_event(
+        &self,
+        case_id: i64,
+        room: &str,
+        event_id: &str,
+        kind: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO case_events (event_id, case_id, room, kind, at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(event_id)
+        .bind(case_id)
+        .bind(room)
+        .bind(kind)
+        .bind(millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The case whose card is this event, if it is one.
+    pub async fn case_of_card(&self, event_id: &str) -> Result<Option<i64>> {
+        let row =
+            sqlx::query("SELECT case_id FROM case_events WHERE event_id = $1 AND kind = 'card'")
+                .bind(event_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|row| Ok(row.try_get(0)?)).transpose()
+    }
+
+    /// Every event the bot posted for a case, (room, event id), oldest first.
+    pub async fn case_events(&self, case_id: i64) -> Result<Vec<(String, String)>> {
+        let rows =
+            sqlx::query("SELECT room, event_id FROM case_events WHERE case_id = $1 ORDER BY at")
+                .bind(case_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect()
+    }
+
+    /// Forgets one recorded event (it has been redacted).
+    pub async fn forget_case_event(&self, event_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM case_events WHERE event_id = $1")
+            .bind(event_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The case of a conversation that is not closed, if any (the newest).
     pub async fn open_case_for_conversation(&self, conversation_id: i64) -> Result<Option<Case>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(

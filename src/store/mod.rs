@@ -261,6 +261,9 @@ fn describe(input: &Input, state: &State) -> String {
         Input::VolunteerReleased => "[il volontario rilascia il caso]".to_string(),
         Input::VolunteerClosed => "[il volontario chiude il caso]".to_string(),
         Input::VolunteerReminder => "[promemoria: ancora in attesa]".to_string(),
+        Input::VolunteerDelayed => {
+            "[avviso: volontari irraggiungibili, messaggi in attesa]".to_string()
+        }
     }
 }
 
@@ -482,7 +485,8 @@ impl Store {
 
         let forget = outputs.contains(&Output::Forget);
         if forget {
-            self.erase_in(&mut tx, conversation_id).await?;
+            self.erase_in(&mut tx, conversation_id, now, "citizen")
+                .await?;
         } else {
             self.transcript_line(&mut tx, conversation_id, now, author, &citizen_line)
                 .await?;
@@ -709,11 +713,14 @@ impl Store {
 
     /// Erases a conversation's personal data inside a transaction, keeping the row (the
     /// chat must still receive the confirmation): transcript, pending messages, case
-    /// summaries.
+    /// summaries; and asks the volunteers' side to redact what it posted of the cases.
+    /// `reason` (citizen, operator, retention) tells the volunteers why.
     async fn erase_in(
         &self,
         tx: &mut Transaction<'static, Any>,
         conversation_id: i64,
+        at: i64,
+        reason: &str,
     ) -> Result<()> {
         sqlx::query("DELETE FROM transcript WHERE conversation_id = $1")
             .bind(conversation_id)
@@ -723,6 +730,26 @@ impl Store {
             .bind(conversation_id)
             .execute(&mut **tx)
             .await?;
+        // The volunteers' side redacts what it posted of these cases and closes them
+        // there too (the rows stand alone: nothing links them to the chat any more).
+        let cases = sqlx::query("SELECT id FROM handovers WHERE conversation_id = $1 ORDER BY id")
+            .bind(conversation_id)
+            .fetch_all(&mut **tx)
+            .await?;
+        for row in cases {
+            let case: i64 = row.try_get(0)?;
+            let payload =
+                serde_json::json!({ "kind": "forget", "case": case, "reason": reason }).to_string();
+            self.enqueue(
+                tx,
+                None,
+                "volunteers",
+                &format!("case-{case}"),
+                &payload,
+                at,
+            )
+            .await?;
+        }
         sqlx::query("UPDATE handovers SET summary = '[]', note = '', conversation_id = NULL, status = 'closed' WHERE conversation_id = $1")
             .bind(conversation_id)
             .execute(&mut **tx)
@@ -744,7 +771,8 @@ impl Store {
             return Ok(false);
         };
         let id: i64 = row.try_get(0)?;
-        self.erase_in(&mut tx, id).await?;
+        self.erase_in(&mut tx, id, millis(Utc::now()), "operator")
+            .await?;
         sqlx::query("DELETE FROM outbox WHERE conversation_id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -799,7 +827,7 @@ impl Store {
                 .await?;
                 report.abandoned += 1;
             }
-            self.erase_in(&mut tx, id).await?;
+            self.erase_in(&mut tx, id, millis(now), "retention").await?;
             sqlx::query("DELETE FROM outbox WHERE conversation_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
