@@ -6,6 +6,7 @@
 #
 #   scripts/synapse.sh start DIR PORT   -> starts (or restarts) a homeserver in DIR
 #   scripts/synapse.sh stop DIR         -> stops it
+#   scripts/synapse.sh register DIR PORT USER PASSWORD [admin] -> an account by shared secret
 set -euo pipefail
 
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/sportello"
@@ -99,9 +100,10 @@ stop() {
 }
 
 register() {
-    local dir=$1 port=$2 user=$3 password=$4 admin=${5:-}
+    local dir=$1 port=$2 user=$3 password=$4 flag=--no-admin
+    if [ -n "${5:-}" ]; then flag=--admin; fi
     "$VENV/bin/register_new_matrix_user" -c "$dir/homeserver.yaml" -u "$user" -p "$password" \
-        ${admin:+--admin} ${admin:---no-admin} "http://127.0.0.1:$port" >/dev/null 2>&1 || true
+        "$flag" "http://127.0.0.1:$port" >&2
 }
 
 case "${1:-}" in

@@ -49,6 +49,7 @@ struct Setup {
     coordinator: Person,
     volunteer: Person,
     outsider: Person,
+    bot: matrix_sdk::ruma::OwnedUserId,
     coordination: OwnedRoomId,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -188,6 +189,7 @@ async fn setup_with(
         coordinator,
         volunteer,
         outsider,
+        bot: bot_user,
         coordination,
         stop: Some(stop),
         task: Some(task),
@@ -826,6 +828,61 @@ impl OwnHomeserver {
         let dir = self.dir.path().to_str().unwrap().to_string();
         self.script(&["stop", &dir]);
     }
+
+    /// Holds `user` to one message a second, no burst (Synapse's admin API), so that
+    /// what it sends in a row meets 429 M_LIMIT_EXCEEDED.
+    async fn limit_messages(&self, url: &str, user: &matrix_sdk::ruma::UserId) {
+        let dir = self.dir.path().to_str().unwrap().to_string();
+        let admin = unique("admin");
+        self.script(&[
+            "register",
+            &dir,
+            &self.port.to_string(),
+            &admin,
+            PASSWORD,
+            "admin",
+        ]);
+        let http = reqwest::Client::new();
+        let login = serde_json::json!({
+            "type": "m.login.password",
+            "identifier": { "type": "m.id.user", "user": admin },
+            "password": PASSWORD,
+        });
+        let login: serde_json::Value = serde_json::from_str(
+            &http
+                .post(format!("{url}/_matrix/client/v3/login"))
+                .header("content-type", "application/json")
+                .body(login.to_string())
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let token = login["access_token"].as_str().expect("the admin logs in");
+        let limited = http
+            .post(format!(
+                "{url}/_synapse/admin/v1/users/{user}/override_ratelimit"
+            ))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(r#"{"messages_per_second": 1, "burst_count": 1}"#)
+            .send()
+            .await
+            .unwrap();
+        assert!(limited.status().is_success(), "{limited:?}");
+    }
+
+    /// How many requests the homeserver has answered with 429 so far.
+    fn rate_limited(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("homeserver.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains(" 429 "))
+            .count()
+    }
 }
 
 impl Drop for OwnHomeserver {
@@ -906,6 +963,36 @@ async fn the_homeserver_stopped_for_a_while_delays_the_case_and_loses_nothing() 
         .await;
     let back = setup.fake.next(chat, &mut seen).await;
     assert!(back.text.contains("il server è tornato"), "{back:?}");
+
+    // Now the homeserver answers 429 to the bot's bursts: the relay waits as told.
+    own.limit_messages(&homeserver, &setup.bot).await;
+    let limited_before = own.rate_limited();
+    let burst: Vec<String> = (1..=5).map(|n| format!("raffica numero {n}")).collect();
+    for text in &burst {
+        setup.fake.text(chat, text);
+    }
+    setup
+        .volunteer
+        .wait_for(Some(&room), "Cittadino: raffica numero 5")
+        .await;
+    let relayed: Vec<String> = setup
+        .volunteer
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(r, body)| *r == room && body.contains("raffica"))
+        .map(|(_, body)| body.clone())
+        .collect();
+    let expected: Vec<String> = burst
+        .iter()
+        .map(|text| format!("Cittadino: {text}"))
+        .collect();
+    assert_eq!(relayed, expected, "in order, once each, through the 429s");
+    assert!(
+        own.rate_limited() > limited_before,
+        "the homeserver did answer 429"
+    );
     assert_eq!(
         setup
             .fake
