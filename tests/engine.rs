@@ -384,23 +384,23 @@ fn out_of_hours_handover_says_when_volunteers_are_back() {
         None,
         "/start\n1\nvorrei parlare con un operatore",
         expect![[r#"
-        > /start
-        Informativa privacy: i tuoi dati restano qui.
+            > /start
+            Informativa privacy: i tuoi dati restano qui.
 
-        Sei d'accordo?
-          1) Sì, accetto
-          2) No
-        > 1
-        Di cosa hai bisogno?
-          1) Casa
-          2) Cibo e spesa
-          3) Parla con una persona
-        > vorrei parlare con un operatore
-        Ti passo a un volontario.
-        [handover to a volunteer: need -, out of hours]
-        Adesso i volontari non ci sono. Tornano lunedì alle 9:00. Ti scriveranno qui. Se è urgente chiama il 112.
-          1) Torna al menu
-    "#]],
+            Sei d'accordo?
+              1) Sì, accetto
+              2) No
+            > 1
+            Di cosa hai bisogno?
+              1) Casa
+              2) Cibo e spesa
+              3) Parla con una persona
+            > vorrei parlare con un operatore
+            Ti passo a un volontario.
+            [handover to a volunteer: need -, out of hours]
+            Adesso i volontari non ci sono. Tornano lunedì alle 9:00. Ti scriveranno qui. Se è urgente chiama il 112. Per violenza o stalking chiama il 1522, gratis, giorno e notte.
+              1) Torna al menu
+        "#]],
     );
 }
 
@@ -451,7 +451,7 @@ fn out_of_hours_the_citizen_also_hears_of_a_place_open_now() {
             > vorrei parlare con un operatore
             Ti passo a un volontario.
             [handover to a volunteer: need poverta.cibo, out of hours]
-            Adesso i volontari non ci sono. Tornano lunedì alle 9:00. Ti scriveranno qui. Se è urgente chiama il 112.
+            Adesso i volontari non ci sono. Tornano lunedì alle 9:00. Ti scriveranno qui. Se è urgente chiama il 112. Per violenza o stalking chiama il 1522, gratis, giorno e notte.
 
             Intanto puoi trovare aiuto anche qui:
 

@@ -96,8 +96,8 @@ pub const DEFAULTS: &[(&str, &str, &str)] = &[
     ),
     (
         "handover_out_of_hours",
-        "Adesso i volontari non ci sono. Tornano {when}. Ti scriveranno qui. Se è urgente chiama il 112.",
-        "The volunteers are not here now. They are back {when}. They will write to you here. If it is urgent, call 112.",
+        "Adesso i volontari non ci sono. Tornano {when}. Ti scriveranno qui. Se è urgente chiama il 112. Per violenza o stalking chiama il 1522, gratis, giorno e notte.",
+        "The volunteers are not here now. They are back {when}. They will write to you here. If it is urgent, call 112. For violence or stalking call 1522, free, day and night.",
     ),
     (
         "unsupported_input",
