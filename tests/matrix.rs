@@ -435,6 +435,22 @@ async fn a_released_case_goes_back_to_the_queue_and_is_claimed_again() {
         relayed.text.contains("Un volontario è con te") || relayed.text.contains("Eccomi"),
         "{relayed:?}"
     );
+    // The first volunteer, still in the old room, is told their words go nowhere.
+    setup
+        .volunteer
+        .say(&room, "scritto nella stanza vecchia")
+        .await;
+    setup
+        .volunteer
+        .wait_for(Some(&room), "il cittadino non riceve più i messaggi")
+        .await;
+    assert!(
+        setup
+            .fake
+            .sent(chat)
+            .iter()
+            .all(|sent| !sent.text.contains("scritto nella stanza vecchia"))
+    );
     setup.stop().await;
 }
 
@@ -791,7 +807,11 @@ async fn forget_redacts_the_citizens_messages_on_matrix_and_closes_the_case() {
     // The volunteer's words no longer reach anyone.
     let before = setup.fake.sent(chat).len();
     setup.volunteer.say(&room, "ci sei ancora?").await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    setup
+        .volunteer
+        .wait_for(Some(&room), "il cittadino non riceve più i messaggi")
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(setup.fake.sent(chat).len(), before);
     setup.stop().await;
 }

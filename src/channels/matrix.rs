@@ -354,6 +354,14 @@ impl Matrix {
             return;
         }
         let Ok(Some(case)) = self.store.case_by_room(room.room_id().as_str()).await else {
+            // The bot is only in the coordination room and the rooms of its cases: this
+            // one's case was closed, released or erased.
+            self.notice(
+                &room,
+                "Questo caso è chiuso o è tornato in coda: il cittadino non riceve più i messaggi di questa stanza.",
+                format!("sp-{event_id}-stale"),
+            )
+            .await;
             return;
         };
         if !self.is_volunteer(&event.sender).await {
