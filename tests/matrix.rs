@@ -216,6 +216,23 @@ async fn citizen_asks_for_a_person(setup: &Setup, chat: i64, seen: &mut usize) -
     cases.last().unwrap().case
 }
 
+/// A citizen's case claimed by the volunteer with `!prendi`: (case, case room); the
+/// citizen has been told that a volunteer is with them.
+async fn claimed_case(setup: &Setup, chat: i64, seen: &mut usize) -> (i64, OwnedRoomId) {
+    let case = citizen_asks_for_a_person(setup, chat, seen).await;
+    setup
+        .volunteer
+        .say(&setup.coordination, &format!("!prendi {case}"))
+        .await;
+    let room = setup
+        .volunteer
+        .wait_for(None, "Quello che scrivi qui arriva al cittadino")
+        .await;
+    let joined = setup.fake.next(chat, seen).await;
+    assert!(joined.text.contains("Un volontario è con te"), "{joined:?}");
+    (case, room)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn claim_relay_both_ways_note_info_and_close_in_an_encrypted_case_room() {
     let Some(homeserver) = homeserver() else {
@@ -385,16 +402,7 @@ async fn a_released_case_goes_back_to_the_queue_and_is_claimed_again() {
     let setup = setup(&homeserver, false).await;
     let chat = 2003;
     let mut seen = 0;
-    let case = citizen_asks_for_a_person(&setup, chat, &mut seen).await;
-    setup
-        .volunteer
-        .say(&setup.coordination, &format!("!prendi {case}"))
-        .await;
-    let room = setup
-        .volunteer
-        .wait_for(None, "Quello che scrivi qui arriva al cittadino")
-        .await;
-    setup.fake.next(chat, &mut seen).await;
+    let (case, room) = claimed_case(&setup, chat, &mut seen).await;
     setup.volunteer.say(&room, "!rilascia").await;
     let released = setup.fake.next(chat, &mut seen).await;
     assert!(released.text.contains("un'altra persona"), "{released:?}");
@@ -734,16 +742,7 @@ async fn forget_redacts_the_citizens_messages_on_matrix_and_closes_the_case() {
     let setup = setup(&homeserver, false).await;
     let chat = 2008;
     let mut seen = 0;
-    let case = citizen_asks_for_a_person(&setup, chat, &mut seen).await;
-    setup
-        .volunteer
-        .say(&setup.coordination, &format!("!prendi {case}"))
-        .await;
-    let room = setup
-        .volunteer
-        .wait_for(None, "Quello che scrivi qui arriva al cittadino")
-        .await;
-    setup.fake.next(chat, &mut seen).await;
+    let (case, room) = claimed_case(&setup, chat, &mut seen).await;
     setup
         .fake
         .text(chat, "Mi chiamo Maria Bianchi, via Dante 5");
@@ -929,16 +928,7 @@ async fn the_homeserver_stopped_for_a_while_delays_the_case_and_loses_nothing() 
     let setup = setup(&homeserver, false).await;
     let chat = 2009;
     let mut seen = 0;
-    let case = citizen_asks_for_a_person(&setup, chat, &mut seen).await;
-    setup
-        .volunteer
-        .say(&setup.coordination, &format!("!prendi {case}"))
-        .await;
-    let room = setup
-        .volunteer
-        .wait_for(None, "Quello che scrivi qui arriva al cittadino")
-        .await;
-    setup.fake.next(chat, &mut seen).await;
+    let (_, room) = claimed_case(&setup, chat, &mut seen).await;
 
     own.stop();
     setup.fake.text(chat, "primo messaggio durante il guasto");
