@@ -2,24 +2,20 @@
 //! Relay latency on a local Synapse: from a citizen's message (offered to the fake Bot
 //! API's getUpdates) to its appearance in the case room, and from a volunteer's message
 //! (before sending it) to its arrival at the fake Telegram; median and p99 over 200
-//! messages each way. Needs SPORTELLO_TEST_MATRIX_URL (as `.ci/run` sets it):
-//! `cargo bench --bench matrix_latency`. Under `cargo test`, 5 messages each way.
+//! messages each way, through an encrypted case room (the default). Needs
+//! SPORTELLO_TEST_MATRIX_URL (as `.ci/run` sets it): `cargo bench --bench matrix_latency`.
+//! Under `cargo test`, 5 messages each way.
 
 #[path = "../tests/common/fake_telegram.rs"]
 mod fake_telegram;
+#[path = "../tests/common/matrix_case.rs"]
+mod matrix_case;
 #[path = "../tests/common/matrix_people.rs"]
 mod people;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use fake_telegram::{FakeTelegram, TOKEN};
-use matrix_sdk::ruma::api::client::room::create_room::v3::{
-    Request as CreateRoomRequest, RoomPreset,
-};
-use people::{PASSWORD, Person, unique};
-use sportello::app::App;
-use sportello::config::{Config, Secret};
+use matrix_case::{claimed_case, setup};
 
 fn summary(label: &str, mut latencies: Vec<Duration>) {
     latencies.sort();
@@ -47,56 +43,11 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let volunteer = Person::register(&homeserver, &unique("vol")).await;
-        let bot_name = unique("bot");
-        let bot_user = Person::register(&homeserver, &bot_name).await.user.clone();
-        let mut request = CreateRoomRequest::new();
-        request.preset = Some(RoomPreset::PrivateChat);
-        request.invite = vec![bot_user];
-        let coordination = volunteer
-            .client
-            .create_room(request)
-            .await
-            .unwrap()
-            .room_id()
-            .to_owned();
-        let fake = FakeTelegram::start().await;
-        let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            database_url: format!("sqlite://{}/sportello.db", dir.path().display()),
-            dialogues: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dialogues"),
-            data_dir: dir.path().join("data"),
-            telegram_token: Some(Secret::new(TOKEN)),
-            telegram_api_url: Some(fake.url.clone()),
-            telegram_unlimited: true,
-            matrix_homeserver: Some(homeserver.clone()),
-            matrix_user: Some(bot_name),
-            matrix_password: Some(Secret::new(PASSWORD)),
-            matrix_volunteers_room: Some(coordination.to_string()),
-            matrix_encrypted: std::env::var("SPORTELLO_MATRIX_ENCRYPTED")
-                .map_or(true, |value| value != "false"),
-            http_addr: "127.0.0.1:0".into(),
-            ..Config::default()
-        };
-        let app = App::build(config).await.expect("the bot starts");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let bot = tokio::spawn(app.run(async {
-            let _ = stopped.await;
-        }));
+        let setup = setup(&homeserver, false).await;
         let chat = 3001;
         let mut seen = 0;
-        fake.text(chat, "/start");
-        let privacy = fake.next(chat, &mut seen).await;
-        fake.press(chat, &privacy.button("accetto").unwrap());
-        fake.next(chat, &mut seen).await;
-        fake.text(chat, "vorrei parlare con un operatore");
-        fake.next(chat, &mut seen).await;
-        volunteer.wait_for(Some(&coordination), "📋 Caso").await;
-        volunteer.say(&coordination, "!prendi 1").await;
-        let room = volunteer
-            .wait_for(None, "Quello che scrivi qui arriva al cittadino")
-            .await;
-        fake.next(chat, &mut seen).await;
+        let (_, room) = claimed_case(&setup, chat, &mut seen).await;
+        let (fake, volunteer) = (&setup.fake, &setup.volunteer);
 
         let mut to_room = Vec::with_capacity(count);
         for n in 0..count {
@@ -122,7 +73,6 @@ fn main() {
         }
         summary("citizen (Telegram) -> case room", to_room);
         summary("volunteer (case room) -> Telegram", to_telegram);
-        let _ = stop.send(());
-        let _ = bot.await;
+        setup.stop().await;
     });
 }
