@@ -623,6 +623,33 @@ async fn forget_redacts_the_citizens_messages_on_matrix_and_closes_the_case() {
     setup.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_citizen_who_blocks_the_bot_closes_the_case_and_the_volunteer_is_told() {
+    let Some(homeserver) = homeserver() else {
+        return;
+    };
+    let setup = setup(&homeserver, false).await;
+    let chat = 2010;
+    let mut seen = 0;
+    let (case, room) = claimed_case(&setup, chat, &mut seen).await;
+    setup.fake.block(chat);
+    setup.volunteer.say(&room, "Mi senti?").await;
+    setup
+        .volunteer
+        .wait_for(Some(&room), "Il cittadino ha chiuso la chat con il bot")
+        .await;
+    assert_eq!(
+        setup.store.case(case).await.unwrap().unwrap().status,
+        "closed"
+    );
+    setup.volunteer.say(&room, "Ci sei?").await;
+    setup
+        .volunteer
+        .wait_for(Some(&room), "il cittadino non riceve più i messaggi")
+        .await;
+    setup.stop().await;
+}
+
 /// A homeserver of this test's own (the shared one must stay up for the other tests),
 /// stopped and started with `scripts/synapse.sh`; stopped when dropped.
 struct OwnHomeserver {
@@ -733,14 +760,13 @@ async fn the_homeserver_stopped_for_a_while_delays_the_case_and_loses_nothing() 
         port,
     };
     let homeserver = own.start();
-    let setup = setup(&homeserver, false).await;
+    let mut setup = setup(&homeserver, false).await;
     let chat = 2009;
     let mut seen = 0;
     let (_, room) = claimed_case(&setup, chat, &mut seen).await;
 
     own.stop();
     setup.fake.text(chat, "primo messaggio durante il guasto");
-    setup.fake.text(chat, "secondo messaggio durante il guasto");
     let delayed = setup.fake.next(chat, &mut seen).await;
     assert!(
         delayed
@@ -748,6 +774,9 @@ async fn the_homeserver_stopped_for_a_while_delays_the_case_and_loses_nothing() 
             .contains("non riesco a raggiungere i volontari"),
         "{delayed:?}"
     );
+    // The bot restarts while the homeserver is still down: it starts all the same.
+    setup.restart().await;
+    setup.fake.text(chat, "secondo messaggio durante il guasto");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(own.start(), homeserver);
 

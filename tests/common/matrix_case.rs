@@ -28,6 +28,7 @@ pub struct Setup {
     pub outsider: Person,
     pub bot: OwnedUserId,
     pub coordination: OwnedRoomId,
+    config: Config,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -35,12 +36,25 @@ pub struct Setup {
 
 impl Setup {
     pub async fn stop(mut self) {
+        self.halt().await;
+    }
+
+    async fn halt(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+
+    /// Stops the bot and starts it again on the same database and data directory.
+    pub async fn restart(&mut self) {
+        self.halt().await;
+        let (store, stop, task) = start(self.config.clone()).await;
+        self.store = store;
+        self.stop = Some(stop);
+        self.task = Some(task);
     }
 }
 
@@ -134,16 +148,7 @@ pub async fn setup_with(
         http_addr: "127.0.0.1:0".into(),
         ..Config::default()
     };
-    let app = App::build(config).await.expect("the bot starts");
-    let store = app.store();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        app.run(async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
+    let (store, stop, task) = start(config.clone()).await;
     // The bot accepts the invitation to the coordination room.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -168,10 +173,31 @@ pub async fn setup_with(
         outsider,
         bot: bot_user,
         coordination,
+        config,
         stop: Some(stop),
         task: Some(task),
         _dir: dir,
     }
+}
+
+type Running = (
+    Arc<Store>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+);
+
+async fn start(config: Config) -> Running {
+    let app = App::build(config).await.expect("the bot starts");
+    let store = app.store();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.run(async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    (store, stop, task)
 }
 
 /// A citizen asks for a person; returns the case number from the card.
