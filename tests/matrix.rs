@@ -525,6 +525,25 @@ async fn a_reaction_on_the_card_claims_the_case_and_a_look_alike_name_is_not_a_v
             .as_deref(),
         Some(setup.volunteer.user.as_str())
     );
+    // An invitation from anywhere else is declined.
+    let mut request = CreateRoomRequest::new();
+    request.preset = Some(RoomPreset::PrivateChat);
+    request.invite = vec![setup.bot.clone()];
+    let elsewhere = setup.outsider.client.create_room(request).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let bot = elsewhere.get_member_no_sync(&setup.bot).await.unwrap();
+        if bot.is_some_and(|bot| {
+            *bot.membership() == matrix_sdk::ruma::events::room::member::MembershipState::Leave
+        }) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bot did not decline an invitation to another room"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // A late reaction finds the case taken, and says by whom.
     react(&setup.coordinator).await;
     setup
