@@ -49,7 +49,7 @@ async fn claim_relay_both_ways_note_info_and_close_in_an_encrypted_case_room() {
     let setup = setup(&homeserver, true).await;
     let chat = 2001;
     let mut seen = 0;
-    let case = citizen_asks_for_a_person(&setup, chat, &mut seen).await;
+    let (case, room) = claimed_case(&setup, chat, &mut seen).await;
     let card = setup
         .volunteer
         .seen
@@ -58,8 +58,12 @@ async fn claim_relay_both_ways_note_info_and_close_in_an_encrypted_case_room() {
         .iter()
         .find(|(_, body)| body.contains("📋 Caso"))
         .unwrap()
-        .1
         .clone();
+    assert_eq!(
+        card.0, setup.coordination,
+        "the first card, before the claim"
+    );
+    let card = card.1;
     assert!(
         card.contains("Bisogno:") && card.contains(&format!("!prendi {case}")),
         "{card}"
@@ -68,15 +72,6 @@ async fn claim_relay_both_ways_note_info_and_close_in_an_encrypted_case_room() {
         !card.contains(&chat.to_string()),
         "no Telegram id on the card: {card}"
     );
-
-    setup
-        .volunteer
-        .say(&setup.coordination, &format!("!prendi {case}"))
-        .await;
-    let room = setup
-        .volunteer
-        .wait_for(None, "Quello che scrivi qui arriva al cittadino")
-        .await;
     assert_ne!(room, setup.coordination);
     setup
         .coordinator
@@ -85,8 +80,6 @@ async fn claim_relay_both_ways_note_info_and_close_in_an_encrypted_case_room() {
             &format!("Il caso {case} è stato preso"),
         )
         .await;
-    let joined = setup.fake.next(chat, &mut seen).await;
-    assert!(joined.text.contains("Un volontario è con te"), "{joined:?}");
     let case_room = setup.volunteer.room(&room).await;
     assert!(
         case_room
@@ -281,10 +274,7 @@ async fn out_of_hours_the_citizen_is_told_when_volunteers_are_back_and_the_card_
     let setup = setup_with(&homeserver, false, Some(closed)).await;
     let chat = 2004;
     let mut seen = 0;
-    setup.fake.text(chat, "/start");
-    let privacy = setup.fake.next(chat, &mut seen).await;
-    setup.fake.press(chat, &privacy.button("accetto").unwrap());
-    setup.fake.next(chat, &mut seen).await;
+    setup.fake.to_menu(chat, &mut seen).await;
     setup.fake.text(chat, "vorrei parlare con un operatore");
     let reply = setup.fake.next(chat, &mut seen).await;
     assert!(
@@ -375,10 +365,7 @@ async fn a_bot_killed_in_the_middle_of_a_case_continues_it_without_losing_or_dou
 
     let chat = 2006;
     let mut seen = 0;
-    fake.text(chat, "/start");
-    let privacy = fake.next(chat, &mut seen).await;
-    fake.press(chat, &privacy.button("accetto").unwrap());
-    fake.next(chat, &mut seen).await;
+    fake.to_menu(chat, &mut seen).await;
     fake.text(chat, "vorrei parlare con un operatore");
     fake.next(chat, &mut seen).await;
     volunteer.wait_for(Some(&coordination), "📋 Caso").await;

@@ -155,23 +155,12 @@ async fn metrics_eventually(bot: &Running, wanted: &[&str]) {
     }
 }
 
-/// /start and consent by button: the citizen is at the menu.
-async fn to_menu(bot: &Running, chat: i64, seen: &mut usize) {
-    bot.fake.text(chat, "/start");
-    let privacy = bot.fake.next(chat, seen).await;
-    assert!(privacy.text.contains("Sei d'accordo?"), "{privacy:?}");
-    let accept = privacy.button("accetto").expect("an accept button");
-    bot.fake.press(chat, &accept);
-    let menu = bot.fake.next(chat, seen).await;
-    assert!(menu.text.contains("Di cosa hai bisogno?"), "{menu:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_orientation_with_a_typo_buttons_and_a_shared_location() {
     let bot = start().await;
     let chat = 1001;
     let mut seen = 0;
-    to_menu(&bot, chat, &mut seen).await;
+    bot.fake.to_menu(chat, &mut seen).await;
     bot.fake.text(chat, "ho un problema con l'afitto");
     let place = bot.fake.next(chat, &mut seen).await;
     assert!(place.text.contains("In che comune abiti?"), "{place:?}");
@@ -219,7 +208,7 @@ async fn photos_and_edited_messages_get_a_kind_reply() {
     let bot = start().await;
     let chat = 1002;
     let mut seen = 0;
-    to_menu(&bot, chat, &mut seen).await;
+    bot.fake.to_menu(chat, &mut seen).await;
     bot.fake.photo(chat);
     let reply = bot.fake.next(chat, &mut seen).await;
     assert!(
@@ -353,7 +342,7 @@ async fn forged_and_stale_buttons_change_nothing() {
     let bot = start().await;
     let chat = 1006;
     let mut seen = 0;
-    to_menu(&bot, chat, &mut seen).await;
+    bot.fake.to_menu(chat, &mut seen).await;
     let before = bot
         .store
         .conversation("telegram", &chat.to_string())
@@ -400,7 +389,7 @@ async fn a_blocked_bot_closes_the_conversation_instead_of_retrying() {
     let bot = start().await;
     let chat = 1007;
     let mut seen = 0;
-    to_menu(&bot, chat, &mut seen).await;
+    bot.fake.to_menu(chat, &mut seen).await;
     bot.fake.block(chat);
     bot.fake.text(chat, "casa");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

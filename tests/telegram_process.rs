@@ -49,10 +49,7 @@ async fn sigkill_mid_conversation_then_restart_loses_nothing_and_logs_nothing_pr
     let mut seen = 0;
 
     let bot = start_bot(&fake, &url, &log);
-    fake.text(chat, "/start");
-    let privacy = fake.next(chat, &mut seen).await;
-    fake.press(chat, &privacy.button("accetto").unwrap());
-    fake.next(chat, &mut seen).await;
+    fake.to_menu(chat, &mut seen).await;
     fake.text(
         chat,
         "mi serve aiuto con l'affitto, segreto-della-signora-Rossi",

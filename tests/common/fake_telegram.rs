@@ -253,6 +253,17 @@ impl FakeTelegram {
         }
     }
 
+    /// /start and consent by button: the citizen is at the menu.
+    pub async fn to_menu(&self, chat: i64, seen: &mut usize) {
+        self.text(chat, "/start");
+        let privacy = self.next(chat, seen).await;
+        assert!(privacy.text.contains("Sei d'accordo?"), "{privacy:?}");
+        let accept = privacy.button("accetto").expect("an accept button");
+        self.press(chat, &accept);
+        let menu = self.next(chat, seen).await;
+        assert!(menu.text.contains("Di cosa hai bisogno?"), "{menu:?}");
+    }
+
     /// Waits for the next message to `chat` after the `already` it had, and returns it.
     pub async fn next(&self, chat: i64, already: &mut usize) -> Sent {
         let sent = self.wait_sent(chat, *already + 1).await;

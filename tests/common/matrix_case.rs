@@ -202,10 +202,7 @@ async fn start(config: Config) -> Running {
 
 /// A citizen asks for a person; returns the case number from the card.
 pub async fn citizen_asks_for_a_person(setup: &Setup, chat: i64, seen: &mut usize) -> i64 {
-    setup.fake.text(chat, "/start");
-    let privacy = setup.fake.next(chat, seen).await;
-    setup.fake.press(chat, &privacy.button("accetto").unwrap());
-    setup.fake.next(chat, seen).await;
+    setup.fake.to_menu(chat, seen).await;
     setup.fake.text(chat, "casa");
     setup.fake.next(chat, seen).await;
     setup.fake.text(chat, "vorrei parlare con un operatore");
