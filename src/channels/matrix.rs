@@ -748,14 +748,18 @@ impl Matrix {
                     for row in rows {
                         let delivered = self.deliver_row(row.id, &row.payload).await;
                         let now = Utc::now();
-                        let recorded = if delivered {
-                            self.store.outbox_sent(row.id, now).await
-                        } else {
-                            if row.attempts == 0 {
-                                self.tell_delayed(row.id, &row.payload).await;
+                        let recorded = match delivered {
+                            Delivered::Done => self.store.outbox_sent(row.id, now).await,
+                            Delivered::Retry(waiting) => {
+                                if row.attempts == 0
+                                    && let Some(case) = waiting
+                                {
+                                    self.tell_delayed(row.id, &case).await;
+                                }
+                                let wait =
+                                    chrono::Duration::seconds(1i64 << row.attempts.clamp(0, 6));
+                                self.store.outbox_failed(row.id, now + wait, "matrix").await
                             }
-                            let wait = chrono::Duration::seconds(1i64 << row.attempts.clamp(0, 6));
-                            self.store.outbox_failed(row.id, now + wait, "matrix").await
                         };
                         if let Err(error) = recorded {
                             tracing::error!(%error, "cannot record a delivery to the volunteers");
@@ -774,21 +778,21 @@ impl Matrix {
         }
     }
 
-    async fn deliver_row(&self, row: i64, payload: &str) -> bool {
+    async fn deliver_row(&self, row: i64, payload: &str) -> Delivered {
         let Ok(payload) = serde_json::from_str::<serde_json::Value>(payload) else {
-            return true;
+            return Delivered::Done;
         };
         let txn_id = format!("sp-outbox-{row}");
         match payload["kind"].as_str() {
             Some("handover") => {
                 let Some(case_id) = payload["case"].as_i64() else {
-                    return true;
+                    return Delivered::Done;
                 };
                 let Ok(Some(case)) = self.store.case(case_id).await else {
-                    return true;
+                    return Delivered::Done;
                 };
                 let Some(room) = self.client.get_room(&self.coordination) else {
-                    return false;
+                    return Delivered::Retry(Some(Box::new(case)));
                 };
                 let card = self.card(&case).await;
                 match room
@@ -800,31 +804,26 @@ impl Matrix {
                         let event = response.response.event_id;
                         let _ = self.store.set_card_event(case_id, event.as_str()).await;
                         self.remember(case_id, "card", room.room_id(), &event).await;
-                        true
+                        Delivered::Done
                     }
                     Err(error) => {
                         tracing::warn!(error = %error_kind(&error), "cannot post a case card; retrying");
-                        false
+                        Delivered::Retry(Some(Box::new(case)))
                     }
                 }
             }
             Some("relay") => {
                 let Some(conversation) = payload["conversation"].as_i64() else {
-                    return true;
+                    return Delivered::Done;
                 };
                 let text = payload["text"].as_str().unwrap_or_default();
                 let Ok(Some(case)) = self.store.open_case_for_conversation(conversation).await
                 else {
-                    return true;
+                    return Delivered::Done;
                 };
                 // Not claimed yet: the case room's transcript will carry it.
-                let Some(room) = case
-                    .room
-                    .as_deref()
-                    .and_then(|id| <&RoomId>::try_from(id).ok())
-                    .and_then(|id| self.client.get_room(id))
-                else {
-                    return true;
+                let Some(room) = self.case_room(&case) else {
+                    return Delivered::Done;
                 };
                 let content = RoomMessageEventContent::text_plain(format!("Cittadino: {text}"));
                 match room.send(content).with_transaction_id(txn(txn_id)).await {
@@ -836,29 +835,24 @@ impl Matrix {
                             &sent.response.event_id,
                         )
                         .await;
-                        true
+                        Delivered::Done
                     }
                     Err(error) => {
                         tracing::warn!(error = %error_kind(&error), "cannot relay a citizen's message; retrying");
-                        false
+                        Delivered::Retry(Some(Box::new(case)))
                     }
                 }
             }
             Some("blocked") => {
                 let Some(conversation) = payload["conversation"].as_i64() else {
-                    return true;
+                    return Delivered::Done;
                 };
                 let Ok(Some(case)) = self.store.open_case_for_conversation(conversation).await
                 else {
-                    return true;
+                    return Delivered::Done;
                 };
                 let _ = self.store.close_case(case.case, Utc::now()).await;
-                if let Some(room) = case
-                    .room
-                    .as_deref()
-                    .and_then(|id| <&RoomId>::try_from(id).ok())
-                    .and_then(|id| self.client.get_room(id))
-                {
+                if let Some(room) = self.case_room(&case) {
                     self.notice(
                         &room,
                         "Il cittadino ha chiuso la chat con il bot: il caso è chiuso.",
@@ -866,20 +860,20 @@ impl Matrix {
                     )
                     .await;
                 }
-                true
+                Delivered::Done
             }
             Some("forget") => {
                 let Some(case_id) = payload["case"].as_i64() else {
-                    return true;
+                    return Delivered::Done;
                 };
-                self.forget(
-                    case_id,
-                    payload["reason"].as_str().unwrap_or("citizen"),
-                    &txn_id,
-                )
-                .await
+                let reason = payload["reason"].as_str().unwrap_or("citizen");
+                if self.forget(case_id, reason, &txn_id).await {
+                    Delivered::Done
+                } else {
+                    Delivered::Retry(None)
+                }
             }
-            _ => true,
+            _ => Delivered::Done,
         }
     }
 
@@ -918,18 +912,8 @@ impl Matrix {
             return true;
         }
         let text = format!("Caso {case_id} chiuso: {why}. I suoi messaggi sono stati rimossi.");
-        let case_room = self
-            .store
-            .case(case_id)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|case| case.room);
-        if let Some(room) = case_room
-            .as_deref()
-            .and_then(|id| <&RoomId>::try_from(id).ok())
-            .and_then(|id| self.client.get_room(id))
-        {
+        let case = self.store.case(case_id).await.ok().flatten();
+        if let Some(room) = case.as_ref().and_then(|case| self.case_room(case)) {
             self.notice(&room, &text, format!("{txn_id}-room")).await;
         }
         if let Some(coordination) = self.client.get_room(&self.coordination) {
@@ -942,28 +926,26 @@ impl Matrix {
     /// The first time a citizen's card or message cannot reach the volunteers, the
     /// citizen is told the answer is delayed (once per row, deduped by the store; later
     /// rows of the chat wait behind this one, so once per outage).
-    async fn tell_delayed(&self, row: i64, payload: &str) {
-        let Ok(payload) = serde_json::from_str::<serde_json::Value>(payload) else {
-            return;
-        };
-        let case = match payload["kind"].as_str() {
-            Some("handover") => match payload["case"].as_i64() {
-                Some(case) => self.store.case(case).await,
-                None => return,
-            },
-            Some("relay") => match payload["conversation"].as_i64() {
-                Some(conversation) => self.store.open_case_for_conversation(conversation).await,
-                None => return,
-            },
-            _ => return,
-        };
-        if let Ok(Some(case)) = case
-            && case.status != "closed"
-        {
-            self.to_citizen(&case, Input::VolunteerDelayed, &format!("delayed-{row}"))
+    async fn tell_delayed(&self, row: i64, case: &Case) {
+        if case.status != "closed" {
+            self.to_citizen(case, Input::VolunteerDelayed, &format!("delayed-{row}"))
                 .await;
         }
     }
+
+    /// The room of a claimed case, if the bot knows it.
+    fn case_room(&self, case: &Case) -> Option<Room> {
+        let id = <&RoomId>::try_from(case.room.as_deref()?).ok()?;
+        self.client.get_room(id)
+    }
+}
+
+/// What became of a volunteers' outbox row.
+enum Delivered {
+    /// Sent, or nothing is left to send.
+    Done,
+    /// To try again later; the case whose citizen waits for it, if one does.
+    Retry(Option<Box<Case>>),
 }
 
 /// An error's kind, never its text (which may carry a URL or a message).
