@@ -449,7 +449,14 @@ async fn a_reaction_on_the_card_claims_the_case_and_a_look_alike_name_is_not_a_v
     let chat = 2007;
     let mut seen = 0;
     let case = citizen_asks_for_a_person(&setup, chat, &mut seen).await;
-    let card = setup.store.case(case).await.unwrap().unwrap().card_event;
+    let card = setup
+        .store
+        .case_events(case)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(room, _)| *room == setup.coordination.as_str())
+        .map(|(_, event)| event);
     let card =
         matrix_sdk::ruma::OwnedEventId::try_from(card.expect("the card's event id")).unwrap();
 

@@ -11,3 +11,6 @@ CREATE TABLE case_events (
     at BIGINT NOT NULL
 );
 CREATE INDEX case_events_by_case ON case_events (case_id);
+
+-- The first card's event id, kept by 0003, is one of the `card` rows above.
+ALTER TABLE handovers DROP COLUMN card_event;

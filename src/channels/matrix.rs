@@ -802,7 +802,6 @@ impl Matrix {
                 {
                     Ok(response) => {
                         let event = response.response.event_id;
-                        let _ = self.store.set_card_event(case_id, event.as_str()).await;
                         self.remember(case_id, "card", room.room_id(), &event).await;
                         Delivered::Done
                     }

@@ -23,7 +23,6 @@ pub struct Case {
     pub status: String,
     pub claimed_by: Option<String>,
     pub room: Option<String>,
-    pub card_event: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -37,7 +36,7 @@ pub enum Claim {
 }
 
 const SELECT: &str = "SELECT h.id, h.conversation_id, c.channel, c.chat_id, h.need, h.note, h.comune, h.lang, h.summary, \
-     h.in_hours, h.emergency, h.status, h.claimed_by, h.room, h.card_event, h.created_at \
+     h.in_hours, h.emergency, h.status, h.claimed_by, h.room, h.created_at \
      FROM handovers h LEFT JOIN conversations c ON c.id = h.conversation_id";
 
 fn case(row: &sqlx::any::AnyRow) -> Result<Case> {
@@ -57,8 +56,7 @@ fn case(row: &sqlx::any::AnyRow) -> Result<Case> {
         status: row.try_get(11)?,
         claimed_by: row.try_get(12)?,
         room: row.try_get(13)?,
-        card_event: row.try_get(14)?,
-        created_at: from_millis(row.try_get(15)?),
+        created_at: from_millis(row.try_get(14)?),
     })
 }
 
@@ -125,15 +123,6 @@ impl Store {
     pub async fn set_case_room(&self, case_id: i64, room: &str) -> Result<()> {
         sqlx::query("UPDATE handovers SET room = $1 WHERE id = $2")
             .bind(room)
-            .bind(case_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn set_card_event(&self, case_id: i64, event: &str) -> Result<()> {
-        sqlx::query("UPDATE handovers SET card_event = $1 WHERE id = $2")
-            .bind(event)
             .bind(case_id)
             .execute(&self.pool)
             .await?;
