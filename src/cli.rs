@@ -61,6 +61,10 @@ enum Command {
         /// Do not print warnings, only count them.
         #[arg(long)]
         quiet: bool,
+        /// The day facts are aged against (YYYY-MM-DD; default: today), to find facts
+        /// of directory.yaml checked longer ago than bot.yaml's facts_max_age_days.
+        #[arg(long, value_parser = parse_day)]
+        today: Option<chrono::NaiveDate>,
     },
     /// Print a flow as a diagram.
     Graph {
@@ -144,11 +148,17 @@ pub fn main() -> ExitCode {
         Command::Check {
             dir,
             strict,
+            today,
             format,
             quiet,
         } => {
             let dir = dir.unwrap_or_else(|| config.dialogues.clone());
-            return check(&dir, strict, format, quiet);
+            let today = today.unwrap_or_else(|| {
+                chrono::Utc::now()
+                    .with_timezone(&chrono_tz::Europe::Rome)
+                    .date_naive()
+            });
+            return check(&dir, strict, format, quiet, today);
         }
         Command::Graph {
             flow,
@@ -263,7 +273,18 @@ fn print_diagnostics(
     }
 }
 
-fn check(dir: &Path, strict: bool, format: CheckFormat, quiet: bool) -> ExitCode {
+fn parse_day(text: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("'{text}' is not a day: write it like 2026-12-01"))
+}
+
+fn check(
+    dir: &Path,
+    strict: bool,
+    format: CheckFormat,
+    quiet: bool,
+    today: chrono::NaiveDate,
+) -> ExitCode {
     if !dir.is_dir() {
         eprintln!(
             "error: {} is not a folder: give the dialogue folder, e.g. `sportello check dialogues`",
@@ -271,7 +292,8 @@ fn check(dir: &Path, strict: bool, format: CheckFormat, quiet: bool) -> ExitCode
         );
         return ExitCode::from(2);
     }
-    let (bundle, diagnostics) = dialogue::load(dir);
+    let (bundle, mut diagnostics) = dialogue::load(dir);
+    diagnostics.extend(dialogue::stale_facts(&bundle, today));
     print_diagnostics(&bundle, &diagnostics, format, !quiet);
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.len() - errors;

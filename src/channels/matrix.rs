@@ -816,6 +816,7 @@ impl Matrix {
                     return Delivered::Done;
                 };
                 let text = payload["text"].as_str().unwrap_or_default();
+                let alert = payload["alert"].as_str();
                 let Ok(Some(case)) = self.store.open_case_for_conversation(conversation).await
                 else {
                     return Delivered::Done;
@@ -824,7 +825,13 @@ impl Matrix {
                 let Some(room) = self.case_room(&case) else {
                     return Delivered::Done;
                 };
-                let content = RoomMessageEventContent::text_plain(format!("Cittadino: {text}"));
+                let body = match alert {
+                    Some(kind) => format!(
+                        "⚠️ POSSIBILE EMERGENZA ({kind}): il bot ha dato al cittadino i numeri di emergenza.\nCittadino: {text}"
+                    ),
+                    None => format!("Cittadino: {text}"),
+                };
+                let content = RoomMessageEventContent::text_plain(body);
                 match room.send(content).with_transaction_id(txn(txn_id)).await {
                     Ok(sent) => {
                         self.remember(

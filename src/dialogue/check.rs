@@ -15,7 +15,7 @@ pub const MAX_MESSAGE_CHARS: usize = 4096;
 pub const MAX_LABEL_CHARS: usize = 40;
 
 /// Variables the engine sets by itself.
-pub const BUILTIN_VARIABLES: &[&str] = &["need", "place", "comune", "lang"];
+pub const BUILTIN_VARIABLES: &[&str] = &["need", "place", "comune", "lang", "emergency"];
 
 pub fn check(bundle: &mut Bundle, out: &mut Vec<Diagnostic>) {
     duplicates(bundle, out);
@@ -274,6 +274,9 @@ fn resolve_all(bundle: &mut Bundle, out: &mut Vec<Diagnostic>) {
     for intent in &mut bundle.bot.intents {
         resolve(&snapshot, None, &mut intent.goto, &mut sink);
     }
+    for group in &mut bundle.bot.emergencies {
+        resolve(&snapshot, None, &mut group.goto, &mut sink);
+    }
     for flow in &mut bundle.flows {
         let current = snapshot.flow(&flow.id);
         let mut sink = Sink {
@@ -293,7 +296,8 @@ fn reachability(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
     let mut queue: Vec<(String, String)> = Vec::new();
     let roots = std::iter::once(&bundle.bot.welcome)
         .chain(std::iter::once(&bundle.bot.human))
-        .chain(bundle.bot.intents.iter().map(|intent| &intent.goto));
+        .chain(bundle.bot.intents.iter().map(|intent| &intent.goto))
+        .chain(bundle.bot.emergencies.iter().map(|group| &group.goto));
     for target in roots {
         if !target.step.is_empty() {
             queue.push((target.flow.clone(), target.step.clone()));
@@ -505,14 +509,94 @@ fn needs_and_variables(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
         }
     }
     let mut sink = Sink {
+        file: "bot.yaml",
+        out,
+    };
+    for group in &bundle.bot.emergencies {
+        check_need(&mut sink, &group.need, group.span);
+    }
+    let mut sink = Sink {
         file: "directory.yaml",
         out,
     };
     for organisation in &bundle.directory.organisations {
-        for need in &organisation.needs {
+        for need in organisation.needs.iter().chain(
+            organisation
+                .services
+                .iter()
+                .flat_map(|service| &service.needs),
+        ) {
             check_need(&mut sink, need, organisation.span);
         }
     }
+    // A need chosen in a flow that no organisation offers leaves the citizen with
+    // nothing: the engine says so and offers a volunteer, and the operators should know.
+    let chosen: BTreeSet<&str> = bundle
+        .flows
+        .iter()
+        .flat_map(|flow| &flow.steps)
+        .filter_map(|step| match &step.action {
+            Action::Choices { choices, .. } => Some(choices),
+            _ => None,
+        })
+        .flatten()
+        .flat_map(|choice| &choice.set)
+        .filter(|(name, _)| name == "need")
+        .map(|(_, value)| value.as_str())
+        .collect();
+    for need in &bundle.directory.needs {
+        if chosen.contains(need.id.as_str()) && !bundle.directory.offers(&need.id, None) {
+            sink.warning_hint(
+                need.span,
+                format!("no organisation offers '{}'", need.id),
+                "citizens who choose it are offered a volunteer: add the organisations that help with it",
+            );
+        }
+    }
+    for organisation in &bundle.directory.organisations {
+        for fact in &organisation.facts {
+            if fact.source.is_none() {
+                sink.warning_hint(
+                    fact.span,
+                    format!("{} has no source", fact.what),
+                    "write where it was read and when: { value: ..., source: ..., checked: 2026-12-01 }",
+                );
+            } else if fact.checked.is_none() {
+                sink.warning_hint(
+                    fact.span,
+                    format!("{} has no `checked:` date", fact.what),
+                    "write the day it was read or confirmed, like checked: 2026-12-01",
+                );
+            }
+        }
+    }
+}
+
+/// Facts of the directory read longer ago than `facts_max_age_days` (bot.yaml), as
+/// warnings: the operators should confirm them again. `today` comes from the caller
+/// (the command line), the checker having no clock.
+pub fn stale_facts(bundle: &Bundle, today: chrono::NaiveDate) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let max_age = i64::from(bundle.bot.facts_max_age_days);
+    let mut sink = Sink {
+        file: "directory.yaml",
+        out: &mut out,
+    };
+    for organisation in &bundle.directory.organisations {
+        for fact in &organisation.facts {
+            if let Some(checked) = fact.checked {
+                let age = (today - checked).num_days();
+                if age > max_age {
+                    sink.warning_hint(
+                        fact.span,
+                        format!("{} was checked {age} days ago ({checked})", fact.what),
+                        format!("confirm it with the organisation and update `checked:` (facts older than {max_age} days are reported; bot.yaml facts_max_age_days)"),
+                    );
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Every text a step shows the citizen.
@@ -541,17 +625,19 @@ fn shared_synonyms(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
                 let mut own: Vec<(String, Span, String)> = choice
                     .synonyms
                     .iter()
-                    .map(|(text, span)| {
+                    .map(|synonym| {
                         (
-                            crate::matching::Phrase::new(text).key(),
-                            *span,
-                            text.clone(),
+                            crate::matching::Phrase::in_lang(&synonym.text, synonym.lang).key(),
+                            synonym.span,
+                            synonym.text.clone(),
                         )
                     })
                     .collect();
-                own.extend(choice.label.all().map(|text| {
+                own.extend(choice.label.by_lang.iter().map(|(code, text)| {
+                    let lang =
+                        crate::matching::Lang::from_code(code).unwrap_or(crate::matching::Lang::It);
                     (
-                        crate::matching::Phrase::new(text).key(),
+                        crate::matching::Phrase::in_lang(text, lang).key(),
                         choice.label.span,
                         text.to_string(),
                     )
@@ -577,34 +663,67 @@ fn shared_synonyms(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// The bot's messages a partly translated language must have: those of the privacy
+/// consent, the menu, the emergency and the way to a person.
+pub const PARTIAL_MESSAGE_KEYS: &[&str] = &[
+    "consent_ask",
+    "consent_accept",
+    "consent_decline",
+    "consent_declined",
+    "consent_explain",
+    "not_understood",
+    "menu_button",
+    "human_button",
+    "choose_language",
+    "language_set",
+    "handover_in_hours",
+    "handover_out_of_hours",
+];
+
 fn translations_and_limits(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
-    let languages = &bundle.bot.languages;
-    // file -> language -> (count, first span)
-    let mut missing: BTreeMap<String, BTreeMap<String, (usize, Span)>> = BTreeMap::new();
-    let mut note = |file: &str, text: &Text| {
-        for lang in languages {
-            if !text.by_lang.contains_key(lang) {
-                let entry = missing
-                    .entry(file.to_string())
-                    .or_default()
-                    .entry(lang.clone())
-                    .or_insert((0, text.span));
-                entry.0 += 1;
-                entry.1 = entry.1.min(text.span);
-            }
+    let full = &bundle.bot.languages;
+    let partial = &bundle.bot.partial_languages;
+    // Flows a partly translated language must have whole: the welcome (with the menu)
+    // and the emergency flows.
+    let mut whole_flows: BTreeSet<&str> = BTreeSet::new();
+    whole_flows.insert(bundle.bot.welcome.flow.as_str());
+    for group in &bundle.bot.emergencies {
+        whole_flows.insert(group.goto.flow.as_str());
+    }
+    for intent in bundle.bot.intents.iter().filter(|intent| intent.emergency) {
+        whole_flows.insert(intent.goto.flow.as_str());
+    }
+    let missing_in = |text: &Text, with_partial: bool| -> Vec<&str> {
+        full.iter()
+            .chain(partial.iter().filter(|_| with_partial))
+            .filter(|lang| !text.by_lang.contains_key(lang.as_str()))
+            .map(String::as_str)
+            .collect()
+    };
+    let report = |sink: &mut Sink, text: &Text, what: &str, missing: Vec<&str>| {
+        if missing.is_empty() {
+            return;
         }
+        let quoted: Vec<String> = missing.iter().map(|lang| format!("'{lang}'")).collect();
+        sink.warning_hint(
+            text.span,
+            format!("{what} has no {} translation", quoted.join(", ")),
+            "citizens who chose that language read the Italian text instead",
+        );
     };
     for flow in &bundle.flows {
+        let with_partial = whole_flows.contains(flow.id.as_str());
         let mut sink = Sink {
             file: &flow.file,
             out,
         };
         for text in flow.title.iter() {
-            note(&flow.file, text);
+            report(&mut sink, text, "the title", missing_in(text, with_partial));
         }
         for step in &flow.steps {
             for text in step_texts(step) {
-                note(&flow.file, text);
+                let what = format!("a text of step '{}'", step.id);
+                report(&mut sink, text, &what, missing_in(text, with_partial));
                 for value in text.all() {
                     if value.chars().count() > MAX_MESSAGE_CHARS {
                         sink.error_hint(
@@ -630,23 +749,61 @@ fn translations_and_limits(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
             }
         }
     }
-    note("bot.yaml", &bundle.bot.privacy);
-    for need in &bundle.directory.needs {
-        note("directory.yaml", &need.label);
+    let mut sink = Sink {
+        file: "bot.yaml",
+        out,
+    };
+    report(
+        &mut sink,
+        &bundle.bot.privacy,
+        "the privacy notice",
+        missing_in(&bundle.bot.privacy, true),
+    );
+    for (key, text) in bundle.bot.messages.iter() {
+        let with_partial = PARTIAL_MESSAGE_KEYS.contains(&key);
+        let what = if text.span == Span::default() {
+            format!("message `{key}` (not in bot.yaml: the built-in Italian and English)")
+        } else {
+            format!("message `{key}`")
+        };
+        let mut text = text.clone();
+        if text.span == Span::default() {
+            text.span = Span { line: 1, col: 1 };
+        }
+        report(&mut sink, &text, &what, missing_in(&text, with_partial));
     }
-    for (file, by_lang) in missing {
-        let mut sink = Sink { file: &file, out };
-        for (lang, (count, span)) in by_lang {
-            let texts = if count == 1 {
-                "1 text has".to_string()
-            } else {
-                format!("{count} texts have")
-            };
-            sink.warning_hint(
-                span,
-                format!("{texts} no '{lang}' translation (the first is here)"),
-                "citizens who chose this language read the Italian text instead",
-            );
+    for group in &bundle.bot.emergencies {
+        for lang in full.iter().chain(partial) {
+            if !group.pattern_langs.iter().any(|(code, _)| code == lang) {
+                sink.warning_hint(
+                    group.span,
+                    format!("emergency '{}' has no patterns in '{lang}'", group.id),
+                    format!("add `{lang}: [...]` under its patterns: danger written in that language would be missed"),
+                );
+            }
+        }
+    }
+    let mut sink = Sink {
+        file: "directory.yaml",
+        out,
+    };
+    // Need labels are read by volunteers and in the report, not by citizens: no
+    // translations are asked of them.
+    for organisation in &bundle.directory.organisations {
+        for service in &organisation.services {
+            for (text, kind) in [
+                (&service.name, "the name"),
+                (&service.bring, "what to bring"),
+                (&service.note, "the note"),
+            ] {
+                if let Some(text) = text {
+                    let what = format!(
+                        "{kind} of service '{}' of '{}'",
+                        service.id, organisation.id
+                    );
+                    report(&mut sink, text, &what, missing_in(text, false));
+                }
+            }
         }
     }
 }

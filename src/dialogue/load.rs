@@ -2,21 +2,25 @@
 //! and `directory`, reporting every problem it meets and keeping all it understood.
 //! Cross-references (does this step exist?) are the checker's job.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::read::{self, Fields, fields};
 use super::{
-    Action, Bot, Bundle, Choice, Condition, DialogueTest, Flow, Intent, Step, Target, TestItem,
+    Action, Bot, Bundle, Choice, Condition, DialogueTest, EmergencyGroup, Flow, Intent, Step,
+    Synonym, Target, TestItem,
 };
 use crate::diagnostics::{Diagnostic, Sink};
 use crate::directory::hours::{self, Schedule};
 use crate::directory::{
-    Contacts, Directory, Gazetteer, Location, Need, Organisation, Place, PlaceKind, Point,
+    Contacts, Directory, Fact, Gazetteer, Location, Need, Organisation, Place, PlaceKind, Point,
+    Service,
 };
-use crate::matching::{self, Phrase};
+use crate::matching::pattern::{Pattern, PatternSet};
+use crate::matching::{Lang, Phrase};
 use crate::yaml::{self, Node, Span};
 
 /// Reads every file the bundle is made of: (path relative to `dir`, contents or error).
@@ -223,12 +227,44 @@ fn flow_target(sink: &mut Sink, node: &Node, what: &str) -> Option<Target> {
     })
 }
 
-fn phrases_of(texts: impl IntoIterator<Item = String>) -> Vec<Phrase> {
+fn phrases_of<'t>(texts: impl IntoIterator<Item = (&'t str, Lang)>) -> Vec<Phrase> {
     texts
         .into_iter()
-        .map(|text| Phrase::new(&text))
+        .map(|(text, lang)| Phrase::in_lang(text, lang))
         .filter(|phrase| !phrase.is_empty())
         .collect()
+}
+
+/// The language a text of a `Text` map is in, for stemming (Italian when unknown).
+fn lang_of(code: &str) -> Lang {
+    Lang::from_code(code).unwrap_or(Lang::It)
+}
+
+/// Patterns by language (`patterns:` or `except:`), each checked; returns the set and
+/// the languages written.
+fn patterns(sink: &mut Sink, node: &Node, what: &str) -> (PatternSet, Vec<(String, Span)>) {
+    let mut languages: Vec<(String, Span)> = Vec::new();
+    if let Some(entries) = node.as_map() {
+        for (key, value) in entries {
+            if let Some(code) = key.as_str()
+                && !value.is_null()
+            {
+                languages.push((code.to_string(), key.span));
+            }
+        }
+    }
+    let mut parsed = Vec::new();
+    for (text, _, span) in read::by_language(sink, node, what) {
+        match Pattern::parse(&text) {
+            Ok(pattern) => parsed.push(pattern),
+            Err(error) => sink.error_hint(
+                span,
+                format!("the pattern '{text}' cannot be read: {}", error.message),
+                error.hint,
+            ),
+        }
+    }
+    (PatternSet::new(parsed), languages)
 }
 
 fn parse_bot(sink: &mut Sink, tree: &Node) -> Bot {
@@ -239,12 +275,15 @@ fn parse_bot(sink: &mut Sink, tree: &Node) -> Bot {
         "bot.yaml",
         &[
             "languages",
+            "partial_languages",
             "welcome",
             "privacy",
             "intents",
+            "emergencies",
             "human",
             "volunteers",
             "messages",
+            "facts_max_age_days",
         ],
     ) else {
         return bot;
@@ -261,6 +300,32 @@ fn parse_bot(sink: &mut Sink, tree: &Node) -> Bot {
         bot.languages = languages.into_iter().map(|(lang, _)| lang).collect();
         if !bot.languages.iter().any(|lang| lang == "it") {
             bot.languages.insert(0, "it".into());
+        }
+    }
+    if let Some(node) = top.get("partial_languages") {
+        for (lang, span) in read::strings(sink, node, "partial_languages") {
+            if bot.languages.contains(&lang) {
+                sink.error_hint(
+                    span,
+                    format!("'{lang}' is both in languages and in partial_languages"),
+                    "keep it in one of the two lists",
+                );
+            } else {
+                bot.partial_languages.push(lang);
+            }
+        }
+    }
+    if let Some(node) = top.get("facts_max_age_days") {
+        match node
+            .as_str()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+        {
+            Some(days) if days >= 1 => bot.facts_max_age_days = days,
+            _ => sink.error_hint(
+                node.span,
+                "facts_max_age_days should be a number of days",
+                "write facts_max_age_days: 365",
+            ),
         }
     }
     if let Some(node) = top.require(sink, "welcome", "bot.yaml") {
@@ -281,6 +346,13 @@ fn parse_bot(sink: &mut Sink, tree: &Node) -> Bot {
         for item in read::list(sink, node, "intents") {
             if let Some(intent) = parse_intent(sink, item) {
                 bot.intents.push(intent);
+            }
+        }
+    }
+    if let Some(node) = top.get("emergencies") {
+        for item in read::list(sink, node, "emergencies") {
+            if let Some(group) = parse_emergency(sink, item) {
+                bot.emergencies.push(group);
             }
         }
     }
@@ -344,14 +416,26 @@ fn parse_intent(sink: &mut Sink, node: &Node) -> Option<Intent> {
         sink,
         node,
         "an intent",
-        &["id", "match", "goto", "emergency"],
+        &["id", "match", "patterns", "goto", "emergency"],
     )?;
     let id_node = fields.require(sink, "id", "the intent")?;
     let id = read::identifier(sink, id_node, "the intent id", false)?;
     let what = format!("intent '{id}'");
-    let matches = fields
-        .require(sink, "match", &what)
-        .map(|node| read::strings(sink, node, "match"))
+    let matches = match (fields.get("match"), fields.get("patterns")) {
+        (Some(node), _) => read::by_language(sink, node, "match"),
+        (None, Some(_)) => Vec::new(),
+        (None, None) => {
+            sink.error_hint(
+                fields.span,
+                format!("{what} has no `match`"),
+                "add `match:` with the words that trigger it",
+            );
+            Vec::new()
+        }
+    };
+    let (intent_patterns, _) = fields
+        .get("patterns")
+        .map(|node| patterns(sink, node, "patterns"))
         .unwrap_or_default();
     let goto = fields
         .require(sink, "goto", &what)
@@ -367,8 +451,47 @@ fn parse_intent(sink: &mut Sink, node: &Node) -> Option<Intent> {
     Some(Intent {
         id,
         emergency,
-        phrases: phrases_of(matches.into_iter().map(|(text, _)| text)),
+        phrases: phrases_of(matches.iter().map(|(text, lang, _)| (text.as_str(), *lang))),
+        phrase_set: Default::default(),
+        patterns: intent_patterns,
         goto,
+        span: node.span,
+    })
+}
+
+fn parse_emergency(sink: &mut Sink, node: &Node) -> Option<EmergencyGroup> {
+    let fields = fields(
+        sink,
+        node,
+        "an emergency group",
+        &["id", "need", "goto", "patterns", "except"],
+    )?;
+    let id_node = fields.require(sink, "id", "the emergency group")?;
+    let id = read::identifier(sink, id_node, "the emergency id", false)?;
+    let what = format!("emergency '{id}'");
+    let need = fields
+        .require(sink, "need", &what)
+        .and_then(|node| read::identifier(sink, node, "the need", true))
+        .unwrap_or_default();
+    let goto = fields
+        .require(sink, "goto", &what)
+        .and_then(|node| flow_target(sink, node, "goto"))
+        .unwrap_or_default();
+    let (group_patterns, pattern_langs) = fields
+        .require(sink, "patterns", &what)
+        .map(|node| patterns(sink, node, "patterns"))
+        .unwrap_or_default();
+    let (except, _) = fields
+        .get("except")
+        .map(|node| patterns(sink, node, "except"))
+        .unwrap_or_default();
+    Some(EmergencyGroup {
+        id,
+        need,
+        goto,
+        patterns: group_patterns,
+        except,
+        pattern_langs,
         span: node.span,
     })
 }
@@ -644,10 +767,13 @@ fn parse_choice(sink: &mut Sink, node: &Node) -> Option<Choice> {
     let label = fields
         .require(sink, "label", &format!("choice '{id}'"))
         .and_then(|node| read::text(sink, node, "the label"))?;
-    let synonyms = fields
+    let synonyms: Vec<Synonym> = fields
         .get("match")
-        .map(|node| read::strings(sink, node, "match"))
-        .unwrap_or_default();
+        .map(|node| read::by_language(sink, node, "match"))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(text, lang, span)| Synonym { text, lang, span })
+        .collect();
     let mut set = Vec::new();
     if let Some(node) = fields.get("set") {
         match node.as_map() {
@@ -680,22 +806,32 @@ fn parse_choice(sink: &mut Sink, node: &Node) -> Option<Choice> {
     // The label in every language and the synonyms, then the label's longer words alone.
     let mut phrases = phrases_of(
         label
-            .all()
-            .map(str::to_string)
-            .chain(synonyms.iter().map(|(text, _)| text.clone())),
+            .by_lang
+            .iter()
+            .map(|(code, text)| (text.as_str(), lang_of(code)))
+            .chain(
+                synonyms
+                    .iter()
+                    .map(|synonym| (synonym.text.as_str(), synonym.lang)),
+            ),
     );
     let strong = phrases.len();
-    for text in label.all() {
-        phrases.extend(
-            matching::words(text)
-                .into_iter()
-                .filter(|word| word.plain.chars().count() >= 4)
-                .map(|word| Phrase { words: vec![word] }),
-        );
+    for (code, text) in &label.by_lang {
+        let phrase = Phrase::in_lang(text, lang_of(code));
+        if phrase.words.len() > 1 {
+            phrases.extend(
+                phrase
+                    .words
+                    .into_iter()
+                    .filter(|word| word.chars() >= 4)
+                    .map(|word| Phrase { words: vec![word] }),
+            );
+        }
     }
     Some(Choice {
         id,
         strong,
+        phrase_set: Default::default(),
         phrases,
         label,
         synonyms,
@@ -837,7 +973,11 @@ fn parse_places(sink: &mut Sink, tree: &Node) -> Gazetteer {
             .get("district")
             .and_then(|node| node.as_bool())
             .unwrap_or(true);
-        let phrases = phrases_of(std::iter::once(name.clone()).chain(aliases.iter().cloned()));
+        let phrases = phrases_of(
+            std::iter::once(name.as_str())
+                .chain(aliases.iter().map(String::as_str))
+                .map(|text| (text, Lang::It)),
+        );
         gazetteer.places.push(Place {
             id,
             name,
@@ -848,9 +988,11 @@ fn parse_places(sink: &mut Sink, tree: &Node) -> Gazetteer {
             aliases,
             in_district,
             phrases,
+            phrase_set: Default::default(),
             span: item.span,
         });
     }
+    gazetteer.build_index();
     gazetteer
 }
 
@@ -889,11 +1031,68 @@ fn point(sink: &mut Sink, fields: &Fields, what: &str) -> Option<Point> {
     Some(point)
 }
 
+/// A source of facts listed once under `sources:` in directory.yaml.
+struct Source {
+    title: String,
+    checked: Option<NaiveDate>,
+}
+
+/// What the directory parser knows while it reads organisations.
+struct DirectoryContext<'g> {
+    gazetteer: &'g Gazetteer,
+    sources: HashMap<String, Source>,
+}
+
 fn parse_directory(sink: &mut Sink, tree: &Node, gazetteer: &Gazetteer) -> Directory {
     let mut directory = Directory::default();
-    let Some(top) = fields(sink, tree, "directory.yaml", &["needs", "organisations"]) else {
+    let Some(top) = fields(
+        sink,
+        tree,
+        "directory.yaml",
+        &["sources", "needs", "organisations"],
+    ) else {
         return directory;
     };
+    let mut context = DirectoryContext {
+        gazetteer,
+        sources: HashMap::new(),
+    };
+    if let Some(node) = top.get("sources") {
+        for item in read::list(sink, node, "sources") {
+            let Some(source) = fields(sink, item, "a source", &["id", "title", "url", "checked"])
+            else {
+                continue;
+            };
+            let id = source
+                .require(sink, "id", "a source")
+                .and_then(|node| read::identifier(sink, node, "the source id", false));
+            let title = source
+                .require(sink, "title", "a source")
+                .and_then(|node| read::string(sink, node, "the title"));
+            let url = read::optional_string(sink, source.get("url"), "the url");
+            let checked = source.get("checked").and_then(|node| date(sink, node));
+            if checked.is_none() && source.get("checked").is_none() {
+                sink.warning_hint(
+                    item.span,
+                    "this source has no `checked:` date",
+                    "write the day the page was read, like checked: 2026-12-01",
+                );
+            }
+            if let (Some(id), Some(title)) = (id, title) {
+                let title = match url {
+                    Some(url) => format!("{title} ({url})"),
+                    None => title,
+                };
+                if context
+                    .sources
+                    .insert(id.clone(), Source { title, checked })
+                    .is_some()
+                {
+                    sink.error(item.span, format!("the source '{id}' is written twice"));
+                }
+            }
+        }
+    }
     if let Some(node) = top.require(sink, "needs", "directory.yaml") {
         for item in read::list(sink, node, "needs") {
             let Some(need) = fields(sink, item, "a need", &["id", "label"]) else {
@@ -916,15 +1115,106 @@ fn parse_directory(sink: &mut Sink, tree: &Node, gazetteer: &Gazetteer) -> Direc
     }
     if let Some(node) = top.require(sink, "organisations", "directory.yaml") {
         for item in read::list(sink, node, "organisations") {
-            if let Some(organisation) = parse_organisation(sink, item, gazetteer) {
+            if let Some(organisation) = parse_organisation(sink, item, &context) {
                 directory.organisations.push(organisation);
             }
         }
     }
+    context.sources.clear();
     directory
 }
 
-fn parse_organisation(sink: &mut Sink, node: &Node, gazetteer: &Gazetteer) -> Option<Organisation> {
+fn date(sink: &mut Sink, node: &Node) -> Option<NaiveDate> {
+    let text = read::string(sink, node, "the date")?;
+    match NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
+        Ok(date) => Some(date),
+        Err(_) => {
+            sink.error_hint(
+                node.span,
+                format!("'{text}' is not a date"),
+                "write it like 2026-12-01",
+            );
+            None
+        }
+    }
+}
+
+/// A fact of the directory: a plain value (no provenance: a warning), or
+/// `{ value: ..., source: ..., checked: ... }`. Returns the value's node (None when the
+/// fact is unknown, `null`) and records where it was read in `facts`.
+fn fact<'n>(
+    sink: &mut Sink,
+    node: &'n Node,
+    what: &str,
+    context: &DirectoryContext,
+    facts: &mut Vec<Fact>,
+) -> Option<&'n Node> {
+    if node.is_null() {
+        return None;
+    }
+    let is_fact_map = node
+        .as_map()
+        .is_some_and(|entries| entries.iter().any(|(key, _)| key.as_str() == Some("value")));
+    if !is_fact_map {
+        facts.push(Fact {
+            what: what.to_string(),
+            source: None,
+            checked: None,
+            span: node.span,
+        });
+        return Some(node);
+    }
+    let entries = fields(sink, node, what, &["value", "source", "checked"])?;
+    let value = entries.get("value").filter(|value| !value.is_null())?;
+    let (source, checked) = provenance(sink, &entries, context);
+    facts.push(Fact {
+        what: what.to_string(),
+        source,
+        checked,
+        span: node.span,
+    });
+    Some(value)
+}
+
+/// `source:` (a source id or a description) and `checked:` of a fact or a service.
+fn provenance(
+    sink: &mut Sink,
+    entries: &Fields,
+    context: &DirectoryContext,
+) -> (Option<String>, Option<NaiveDate>) {
+    let own_checked = entries.get("checked").and_then(|node| date(sink, node));
+    let Some(source_node) = entries.get("source") else {
+        return (None, own_checked);
+    };
+    let Some(source) = read::optional_string(sink, Some(source_node), "the source") else {
+        return (None, own_checked);
+    };
+    match context.sources.get(source.trim()) {
+        Some(listed) => (Some(listed.title.clone()), own_checked.or(listed.checked)),
+        None => {
+            let looks_like_id = !source.contains(' ')
+                && source
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            if looks_like_id {
+                let hint = crate::diagnostics::did_you_mean(
+                    &source,
+                    context.sources.keys().map(String::as_str),
+                )
+                .unwrap_or_else(|| "list it under `sources:` at the top of directory.yaml, or describe where the fact was read".into());
+                sink.error_hint(source_node.span, format!("unknown source '{source}'"), hint);
+            }
+            (Some(source), own_checked)
+        }
+    }
+}
+
+fn parse_organisation(
+    sink: &mut Sink,
+    node: &Node,
+    context: &DirectoryContext,
+) -> Option<Organisation> {
+    let gazetteer = context.gazetteer;
     let fields = fields(
         sink,
         node,
@@ -935,15 +1225,19 @@ fn parse_organisation(sink: &mut Sink, node: &Node, gazetteer: &Gazetteer) -> Op
             "description",
             "roles",
             "needs",
+            "source",
+            "checked",
             "languages",
             "serves",
             "contacts",
             "locations",
+            "services",
         ],
     )?;
     let id_node = fields.require(sink, "id", "an organisation")?;
     let id = read::identifier(sink, id_node, "the organisation id", false)?;
     let what = format!("organisation '{id}'");
+    let mut facts: Vec<Fact> = Vec::new();
     let name = fields
         .require(sink, "name", &what)
         .and_then(|node| read::string(sink, node, "the name"))
@@ -963,6 +1257,15 @@ fn parse_organisation(sink: &mut Sink, node: &Node, gazetteer: &Gazetteer) -> Op
         .map(|(role, _)| role)
         .collect();
     let needs = list(sink, "needs");
+    if !needs.is_empty() {
+        let (source, checked) = provenance(sink, &fields, context);
+        facts.push(Fact {
+            what: format!("the needs of {what}"),
+            source,
+            checked,
+            span: fields.get("needs").map_or(node.span, |node| node.span),
+        });
+    }
     let languages = match fields.get("languages") {
         Some(node) if !node.is_null() => Some(
             read::strings(sink, node, "languages")
@@ -989,42 +1292,58 @@ fn parse_organisation(sink: &mut Sink, node: &Node, gazetteer: &Gazetteer) -> Op
             if let Some(contact_fields) =
                 read::fields(sink, node, "contacts", &["phone", "email", "website"])
             {
-                contacts.phone =
-                    read::optional_string(sink, contact_fields.get("phone"), "the phone");
-                contacts.email =
-                    read::optional_string(sink, contact_fields.get("email"), "the email");
-                contacts.website =
-                    read::optional_string(sink, contact_fields.get("website"), "the website");
+                let mut contact = |sink: &mut Sink, key: &str, label: &str| -> Option<String> {
+                    let value = fact(
+                        sink,
+                        contact_fields.get(key)?,
+                        &format!("the {label} of {what}"),
+                        context,
+                        &mut facts,
+                    )?;
+                    read::optional_string(sink, Some(value), label)
+                };
+                contacts.phone = contact(sink, "phone", "phone");
+                contacts.email = contact(sink, "email", "email");
+                contacts.website = contact(sink, "website", "website");
             }
         }
         _ => {}
     }
-    if contacts == Contacts::default() {
-        sink.warning_hint(
-            fields.get("contacts").map_or(node.span, |node| node.span),
-            format!("{what} has no phone, email or website"),
-            "ask the organisation how citizens can reach it",
-        );
-    }
     let mut locations = Vec::new();
+    let mut unknown_hours: Vec<(Span, String)> = Vec::new();
     if let Some(node) = fields.get("locations") {
         for item in read::list(sink, node, "locations") {
-            if let Some(location) = parse_location(sink, item, gazetteer, &what) {
-                locations.push(location);
+            let before = unknown_hours.len();
+            match parse_location(sink, item, context, &what, &mut facts, &mut unknown_hours) {
+                Some(location) => locations.push(location),
+                None => unknown_hours.truncate(before),
             }
         }
     }
-    Some(Organisation {
-        needs: {
-            if needs.is_empty() {
-                sink.warning_hint(
-                    fields.get("needs").map_or(node.span, |node| node.span),
-                    format!("{what} offers no needs, so it is never suggested"),
-                    "ask the organisation what it helps with and list the needs",
-                );
+    let mut services = Vec::new();
+    if let Some(node) = fields.get("services") {
+        for item in read::list(sink, node, "services") {
+            if let Some(service) = parse_service(sink, item, context, &what, &locations, &mut facts)
+            {
+                services.push(service);
             }
-            needs.into_iter().map(|(need, _)| need).collect()
-        },
+        }
+    }
+    // Unknown hours of a place where the services say their own are no news.
+    for (index, (span, message)) in unknown_hours.into_iter().enumerate() {
+        let served_with_hours = services.iter().any(|service| {
+            service.hours.is_some() && service.location.is_none_or(|at| at == index)
+        });
+        if !message.is_empty() && !served_with_hours {
+            sink.warning_hint(
+                span,
+                message,
+                "ask the organisation and write them like { mon-fri: [\"09:00-12:00\"] }",
+            );
+        }
+    }
+    let organisation = Organisation {
+        needs: needs.into_iter().map(|(need, _)| need).collect(),
         id,
         name,
         description,
@@ -1033,22 +1352,51 @@ fn parse_organisation(sink: &mut Sink, node: &Node, gazetteer: &Gazetteer) -> Op
         serves: serves.into_iter().map(|(comune, _)| comune).collect(),
         contacts,
         locations,
+        services,
+        facts,
         span: node.span,
-    })
+    };
+    if organisation.needs.is_empty() && organisation.services.is_empty() {
+        sink.warning_hint(
+            fields.get("needs").map_or(node.span, |node| node.span),
+            format!("{what} offers no needs, so it is never suggested"),
+            "ask the organisation what it helps with and list the needs",
+        );
+    }
+    if !organisation.reachable() {
+        sink.warning_hint(
+            fields.get("contacts").map_or(node.span, |node| node.span),
+            format!("{what} has no phone, email, website or address: citizens cannot reach it"),
+            "ask the organisation how citizens can reach it, and write where you read it",
+        );
+    }
+    Some(organisation)
 }
 
+/// Reads a location; `unknown_hours` gets, for each location read, where to warn that
+/// its hours are unknown (an empty message when they are known): the warning waits for
+/// the services, whose own hours may make it moot.
 fn parse_location(
     sink: &mut Sink,
     node: &Node,
-    gazetteer: &Gazetteer,
+    context: &DirectoryContext,
     owner: &str,
+    facts: &mut Vec<Fact>,
+    unknown_hours: &mut Vec<(Span, String)>,
 ) -> Option<Location> {
+    let gazetteer = context.gazetteer;
     let fields = fields(
         sink,
         node,
         "a location",
-        &["place", "address", "lat", "lon", "hours", "closed"],
+        &[
+            "id", "name", "place", "address", "lat", "lon", "hours", "closed",
+        ],
     )?;
+    let id = fields
+        .get("id")
+        .and_then(|node| read::identifier(sink, node, "the location id", false));
+    let name = read::optional_string(sink, fields.get("name"), "the name");
     let place_id = fields
         .require(sink, "place", "a location")
         .and_then(|node| read::string(sink, node, "the place"))?;
@@ -1065,7 +1413,18 @@ fn parse_location(
             hint,
         );
     }
-    let address = read::optional_string(sink, fields.get("address"), "the address");
+    let address = fields
+        .get("address")
+        .and_then(|node| {
+            fact(
+                sink,
+                node,
+                &format!("the address of {owner} in {place_id}"),
+                context,
+                facts,
+            )
+        })
+        .and_then(|value| read::optional_string(sink, Some(value), "the address"));
     if address.is_none() {
         sink.warning_hint(
             fields.get("address").map_or(node.span, |node| node.span),
@@ -1074,31 +1433,141 @@ fn parse_location(
         );
     }
     let point = point(sink, &fields, owner).or(place.map(|place| place.point))?;
-    let mut hours = fields.get("hours").and_then(|node| schedule(sink, node));
+    let mut hours = fields
+        .get("hours")
+        .and_then(|node| {
+            fact(
+                sink,
+                node,
+                &format!("the opening hours of {owner} in {place_id}"),
+                context,
+                facts,
+            )
+        })
+        .and_then(|value| schedule(sink, value));
     if hours.is_none() {
-        sink.warning_hint(
+        unknown_hours.push((
             fields.get("hours").map_or(node.span, |node| node.span),
             format!("the opening hours of {owner} in {place_id} are unknown"),
-            "ask the organisation and write them like { mon-fri: [\"09:00-12:00\"] }",
-        );
+        ));
+    } else {
+        unknown_hours.push((Span::default(), String::new()));
     }
     if let (Some(hours), Some(closed)) = (hours.as_mut(), fields.get("closed")) {
-        for (text, span) in read::strings(sink, closed, "closed") {
-            match hours::parse_closure(&text) {
-                Some(range) => hours.closed.push(range),
-                None => sink.error_hint(
-                    span,
-                    format!("'{text}' is not a date or a range of dates"),
-                    "write \"2026-12-24\" or \"2026-08-10/2026-08-23\"",
-                ),
-            }
-        }
+        closures(sink, closed, hours);
     }
     Some(Location {
+        id,
+        name,
         place: place_id,
         address,
         point,
         hours,
+    })
+}
+
+fn closures(sink: &mut Sink, closed: &Node, hours: &mut Schedule) {
+    for (text, span) in read::strings(sink, closed, "closed") {
+        match hours::parse_closure(&text) {
+            Some(range) => hours.closed.push(range),
+            None => sink.error_hint(
+                span,
+                format!("'{text}' is not a date or a range of dates"),
+                "write \"2026-12-24\" or \"2026-08-10/2026-08-23\"",
+            ),
+        }
+    }
+}
+
+fn parse_service(
+    sink: &mut Sink,
+    node: &Node,
+    context: &DirectoryContext,
+    owner: &str,
+    locations: &[Location],
+    facts: &mut Vec<Fact>,
+) -> Option<Service> {
+    let fields = fields(
+        sink,
+        node,
+        "a service",
+        &[
+            "id", "name", "needs", "location", "hours", "closed", "bring", "note", "source",
+            "checked",
+        ],
+    )?;
+    let id = fields
+        .require(sink, "id", "a service")
+        .and_then(|node| read::identifier(sink, node, "the service id", false))?;
+    let what = format!("service '{id}' of {owner}");
+    let name = fields
+        .get("name")
+        .filter(|node| !node.is_null())
+        .and_then(|node| read::text(sink, node, "the name"));
+    let needs: Vec<String> = fields
+        .require(sink, "needs", &what)
+        .map(|node| read::strings(sink, node, "needs"))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(need, _)| need)
+        .collect();
+    let (source, checked) = provenance(sink, &fields, context);
+    facts.push(Fact {
+        what: what.clone(),
+        source,
+        checked,
+        span: node.span,
+    });
+    let location = match fields.get("location") {
+        None => None,
+        Some(location_node) => {
+            let wanted = read::string(sink, location_node, "the location")?;
+            match locations
+                .iter()
+                .position(|location| location.id.as_deref() == Some(wanted.as_str()))
+            {
+                Some(index) => Some(index),
+                None => {
+                    let hint = crate::diagnostics::did_you_mean(
+                        &wanted,
+                        locations
+                            .iter()
+                            .filter_map(|location| location.id.as_deref()),
+                    )
+                    .unwrap_or_else(|| "give the location an `id:` and write it here".into());
+                    sink.error_hint(
+                        location_node.span,
+                        format!("{owner} has no location '{wanted}'"),
+                        hint,
+                    );
+                    None
+                }
+            }
+        }
+    };
+    let mut hours = fields
+        .get("hours")
+        .and_then(|node| fact(sink, node, &format!("the hours of {what}"), context, facts))
+        .and_then(|value| schedule(sink, value));
+    if let (Some(hours), Some(closed)) = (hours.as_mut(), fields.get("closed")) {
+        closures(sink, closed, hours);
+    }
+    let bring = fields
+        .get("bring")
+        .filter(|node| !node.is_null())
+        .and_then(|node| read::text(sink, node, "what to bring"));
+    let note = fields
+        .get("note")
+        .filter(|node| !node.is_null())
+        .and_then(|node| read::text(sink, node, "the note"));
+    Some(Service {
+        id,
+        name,
+        needs,
+        location,
+        hours,
+        bring,
+        note,
     })
 }
 

@@ -177,6 +177,71 @@ pub const DEFAULTS: &[(&str, &str, &str)] = &[
         "Meanwhile you can also find help here:",
     ),
     (
+        "consent_explain",
+        "Prima di aiutarti ti chiedo il permesso di usare quello che scrivi, solo per trovare il servizio giusto.\nSe sei d'accordo, premi «Sì, accetto».",
+        "Before I help you, I ask your permission to use what you write, only to find the right service.\nIf you agree, press «Yes, I agree».",
+    ),
+    (
+        "help_hint",
+        "Sono qui per aiutarti. Tocca un pulsante o scrivi il numero. Se preferisci, premi «Parla con una persona».",
+        "I am here to help you. Tap a button or write its number. If you prefer, press «Talk to a person».",
+    ),
+    (
+        "hello_again",
+        "Ciao! Ti ripeto la domanda.",
+        "Hello! Here is the question again.",
+    ),
+    (
+        "you_are_welcome",
+        "Prego! Se ti serve altro, scrivimi quando vuoi.",
+        "You are welcome! If you need anything else, write to me any time.",
+    ),
+    (
+        "place_known",
+        "Cerco vicino a {place}.",
+        "I am looking near {place}.",
+    ),
+    (
+        "also_asked",
+        "Mi avevi scritto anche di «{topic}». Vuoi vedere anche questo?",
+        "You also wrote about «{topic}». Do you want to see that too?",
+    ),
+    (
+        "out_of_district",
+        "Questo sportello serve chi abita a {district}. Per {place} chiedi ai Servizi Sociali del tuo comune. Se sei in pericolo chiama il 112; per violenza o stalking il 1522 (gratis, giorno e notte).",
+        "This help desk serves people who live in {district}. For {place}, ask the Social Services of your town. If you are in danger, call 112; for violence or stalking, 1522 (free, day and night).",
+    ),
+    (
+        "no_service_for_need",
+        "Per questo non conosco ancora un posto nel distretto. Un volontario può aiutarti a trovare la strada giusta.",
+        "I do not know a place for this in the district yet. A volunteer can help you find the right way.",
+    ),
+    (
+        "language_offer",
+        "Posso scriverti in italiano. Premi il pulsante.",
+        "I can write to you in English. Press the button.",
+    ),
+    ("bring", "Da portare: {what}", "Bring: {what}"),
+    ("when_today", "oggi alle {time}", "today at {time}"),
+    ("when_tomorrow", "domani alle {time}", "tomorrow at {time}"),
+    (
+        "when_weekday",
+        "{weekday} alle {time}",
+        "on {weekday} at {time}",
+    ),
+    (
+        "when_date",
+        "{weekday} {date} alle {time}",
+        "on {weekday} {date} at {time}",
+    ),
+    ("day_mon", "lunedì", "Monday"),
+    ("day_tue", "martedì", "Tuesday"),
+    ("day_wed", "mercoledì", "Wednesday"),
+    ("day_thu", "giovedì", "Thursday"),
+    ("day_fri", "venerdì", "Friday"),
+    ("day_sat", "sabato", "Saturday"),
+    ("day_sun", "domenica", "Sunday"),
+    (
         "unknown_command",
         "Non conosco questo comando. Puoi usare /start, /lingua, /volontario, /ricomincia, /privacy, /dimentica.",
         "I do not know this command. You can use /start, /lingua, /volontario, /ricomincia, /privacy, /dimentica.",
@@ -218,6 +283,11 @@ impl Messages {
             }
             None => false,
         }
+    }
+
+    /// Every message with its text, defaults included.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Text)> {
+        self.texts.iter().map(|(key, text)| (*key, text))
     }
 
     pub fn keys() -> impl Iterator<Item = &'static str> {

@@ -24,10 +24,12 @@ use chrono::{DateTime, Utc};
 use crate::diagnostics::Diagnostic;
 use crate::directory::hours::Schedule;
 use crate::directory::{Directory, Gazetteer, Point};
-use crate::matching::Phrase;
+use crate::matching::pattern::{PatternSet, PatternText};
+use crate::matching::{Index, Lang, Phrase, PhraseSet};
 use crate::text::Text;
 use crate::yaml::Span;
 
+pub use check::stale_facts;
 pub use load::{default_test_now, load_sources, sources_from};
 
 /// Everything the bot knows, loaded from one dialogue folder.
@@ -41,6 +43,8 @@ pub struct Bundle {
     pub tests: Vec<DialogueTest>,
     /// The text of every file read, by relative path, to show diagnostics in context.
     pub sources: BTreeMap<String, Arc<str>>,
+    /// Every choice's and intent's phrases, indexed for matching.
+    pub index: Index,
     flow_index: HashMap<String, usize>,
 }
 
@@ -54,6 +58,20 @@ impl Bundle {
     }
 
     pub(crate) fn index(&mut self) {
+        let mut index = Index::default();
+        for intent in &mut self.bot.intents {
+            intent.phrase_set = index.add(&intent.phrases);
+        }
+        for flow in &mut self.flows {
+            for step in &mut flow.steps {
+                if let Action::Choices { choices, .. } = &mut step.action {
+                    for choice in choices {
+                        choice.phrase_set = index.add_with_strong(&choice.phrases, choice.strong);
+                    }
+                }
+            }
+        }
+        self.index = index;
         self.flow_index = self
             .flows
             .iter()
@@ -94,12 +112,20 @@ pub fn load_from(
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bot {
-    /// The languages the bot speaks; Italian first.
+    /// The languages the bot speaks in every text; Italian first.
     pub languages: Vec<String>,
+    /// Languages offered with only the welcome, the privacy notice, the emergency and
+    /// the menu translated (`partial_languages:`); other texts fall back to Italian.
+    pub partial_languages: Vec<String>,
     pub welcome: Target,
     pub privacy: Text,
     /// Global intents; emergency ones are checked first and also before consent.
     pub intents: Vec<Intent>,
+    /// The groups of danger patterns (`emergencies:`), read in every message before
+    /// anything else, in every language; the first group that matches wins.
+    pub emergencies: Vec<EmergencyGroup>,
+    /// Facts in directory.yaml checked longer ago than this are reported by `check`.
+    pub facts_max_age_days: u32,
     /// Where "talk to a person" leads: the flow `volontario` unless bot.yaml says otherwise.
     pub human: Target,
     pub volunteer_hours: Schedule,
@@ -112,9 +138,12 @@ impl Default for Bot {
     fn default() -> Self {
         Bot {
             languages: vec!["it".into()],
+            partial_languages: Vec::new(),
             welcome: Target::default(),
             privacy: Text::default(),
             intents: Vec::new(),
+            emergencies: Vec::new(),
+            facts_max_age_days: 365,
             human: Target::default(),
             volunteer_hours: Schedule::default(),
             wait_before_reminder_minutes: 10,
@@ -123,13 +152,95 @@ impl Default for Bot {
     }
 }
 
+impl Bot {
+    /// Whether the bot offers this language, fully or partly.
+    pub fn speaks(&self, code: &str) -> bool {
+        self.languages.iter().any(|lang| lang == code)
+            || self.partial_languages.iter().any(|lang| lang == code)
+    }
+
+    /// Every language offered, full ones first.
+    pub fn offered_languages(&self) -> impl Iterator<Item = &String> {
+        self.languages.iter().chain(&self.partial_languages)
+    }
+
+    /// The first emergency group whose patterns the text holds, outside its exceptions.
+    pub fn emergency(&self, text: &str) -> Option<&EmergencyGroup> {
+        if self.emergencies.is_empty() {
+            return None;
+        }
+        let text = PatternText::new(text);
+        if text.is_empty() {
+            return None;
+        }
+        let exceptions = self.exceptions(&text);
+        self.emergencies
+            .iter()
+            .find(|group| !group.explain_outside(&text, &exceptions).is_empty())
+    }
+
+    /// Where the text holds an exception of any group ("mi ammazzo di lavoro" is no
+    /// danger, whichever group's pattern it resembles).
+    pub fn exceptions(&self, text: &PatternText) -> Vec<(usize, usize)> {
+        self.emergencies
+            .iter()
+            .flat_map(|group| group.except.find_all(text))
+            .map(|(_, from, to)| (from, to))
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Intent {
     pub id: String,
     pub emergency: bool,
     pub phrases: Vec<Phrase>,
+    /// Where `phrases` sit in [`Bundle::index`].
+    pub phrase_set: PhraseSet,
+    /// Patterns that also trigger the intent (`patterns:`), word order and every word kept.
+    pub patterns: PatternSet,
     pub goto: Target,
     pub span: Span,
+}
+
+/// A kind of danger (violence, self-harm, a child, a medical emergency): the patterns
+/// that reveal it, in every language, the exceptions that do not ("la violenza in tv"),
+/// and the step that gives its numbers.
+#[derive(Debug, Clone)]
+pub struct EmergencyGroup {
+    pub id: String,
+    /// The need it is recorded as (statistics, the volunteers' card).
+    pub need: String,
+    pub goto: Target,
+    pub patterns: PatternSet,
+    /// Phrases that look like danger but are not; a match inside one does not count.
+    pub except: PatternSet,
+    /// The languages the patterns are written for, as written.
+    pub pattern_langs: Vec<(String, Span)>,
+    pub span: Span,
+}
+
+impl PartialEq for EmergencyGroup {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.span == other.span
+    }
+}
+
+impl EmergencyGroup {
+    /// The patterns of this group that match the text outside every exception span, as
+    /// written (to tell an operator why a message was read as danger).
+    pub fn explain_outside(&self, text: &PatternText, exceptions: &[(usize, usize)]) -> Vec<&str> {
+        self.patterns
+            .find_all(text)
+            .into_iter()
+            .filter(|&(_, from, to)| {
+                !exceptions
+                    .iter()
+                    .any(|&(except_from, except_to)| except_from <= from && to <= except_to)
+            })
+            .map(|(index, _, _)| self.patterns.pattern(index).source.as_str())
+            .collect()
+    }
 }
 
 /// Where a `next`, `otherwise`, `goto` or branch leads; `flow` and `step` are filled in
@@ -221,17 +332,27 @@ impl Action {
     }
 }
 
+/// A word or phrase a citizen may write for a choice, in one language.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Synonym {
+    pub text: String,
+    pub lang: Lang,
+    pub span: Span,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Choice {
     pub id: String,
     pub label: Text,
     /// Synonyms as written, with their place, for the shared-synonym check.
-    pub synonyms: Vec<(String, Span)>,
+    pub synonyms: Vec<Synonym>,
     /// The label in every language and the synonyms, then the label's longer words
     /// alone, prepared for matching; the first `strong` are the former.
     pub phrases: Vec<Phrase>,
     /// How many of `phrases` are whole labels or synonyms (not single words of a label).
     pub strong: usize,
+    /// Where `phrases` sit in [`Bundle::index`].
+    pub phrase_set: PhraseSet,
     pub set: Vec<(String, String)>,
     pub next: Option<Target>,
     pub span: Span,

@@ -228,3 +228,46 @@ pub fn text(sink: &mut Sink, node: &Node, what: &str) -> Option<Text> {
         }
     }
 }
+
+/// The languages a `match:` or `patterns:` map may name: those citizens write in, a
+/// superset of those the bot speaks (Russian is read, never written).
+pub const READ_LANGUAGES: &str = "it, en, ar, es, fr, uk, ru, ro, zh";
+
+/// Words by language: a plain list (Italian, or mixed as older files wrote them) or a
+/// map `{ it: [...], en: [...], ar: [...] }`.
+pub fn by_language(
+    sink: &mut Sink,
+    node: &Node,
+    what: &str,
+) -> Vec<(String, crate::matching::Lang, Span)> {
+    use crate::matching::Lang;
+    match &node.kind {
+        Kind::Map(entries) => {
+            let mut out = Vec::new();
+            for (key, value) in entries {
+                let Some(code) = key.as_str() else {
+                    sink.error(key.span, format!("a language of {what} is not a word"));
+                    continue;
+                };
+                let Some(lang) = Lang::from_code(code).filter(|lang| lang.code() == code) else {
+                    sink.error_hint(
+                        key.span,
+                        format!("'{code}' is not a language the bot reads in {what}"),
+                        format!("use one of: {READ_LANGUAGES}"),
+                    );
+                    continue;
+                };
+                out.extend(
+                    strings(sink, value, what)
+                        .into_iter()
+                        .map(|(text, span)| (text, lang, span)),
+                );
+            }
+            out
+        }
+        _ => strings(sink, node, what)
+            .into_iter()
+            .map(|(text, span)| (text, Lang::It, span))
+            .collect(),
+    }
+}

@@ -7,9 +7,9 @@
 
 pub mod hours;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::matching::{self, Match, Phrase};
+use crate::matching::{self, Index, Match, Phrase, PhraseSet, Words};
 use crate::text::Text;
 use crate::yaml::Span;
 use hours::{Availability, Schedule};
@@ -51,11 +51,43 @@ pub struct Contacts {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Location {
+    /// An id that services refer to (`location:`), when the organisation has several.
+    pub id: Option<String>,
+    /// What the place is called, when it is not the organisation's name ("Centro Lazzati").
+    pub name: Option<String>,
     pub place: String,
     pub address: Option<String>,
     pub point: Point,
     /// None when nobody has told us the hours yet.
     pub hours: Option<Schedule>,
+}
+
+/// One thing an organisation does (a listening centre, a food distribution), with its
+/// own hours and place when they differ from the organisation's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub id: String,
+    pub name: Option<Text>,
+    pub needs: Vec<String>,
+    /// The index of its location in the organisation's `locations`; None: any of them.
+    pub location: Option<usize>,
+    pub hours: Option<Schedule>,
+    /// What to bring (documents, a card), where it is known.
+    pub bring: Option<Text>,
+    /// "su appuntamento", "gratis per gli iscritti".
+    pub note: Option<Text>,
+}
+
+/// Where a fact of the directory was read and when: every phone, address, hour and
+/// service carries one, or `sportello check` says it has none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact {
+    /// What the fact is, for the operator ("the phone of caritas-vimodrone").
+    pub what: String,
+    /// Where it was read; None: no source written.
+    pub source: Option<String>,
+    pub checked: Option<NaiveDate>,
+    pub span: Span,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -71,7 +103,21 @@ pub struct Organisation {
     pub contacts: Contacts,
     /// Empty: the organisation serves the whole district from no particular place.
     pub locations: Vec<Location>,
+    pub services: Vec<Service>,
+    /// The provenance of each known fact, for `sportello check`.
+    pub facts: Vec<Fact>,
     pub span: Span,
+}
+
+impl Organisation {
+    /// Whether a citizen has any way to reach it: a contact or an address.
+    pub fn reachable(&self) -> bool {
+        self.contacts != Contacts::default()
+            || self
+                .locations
+                .iter()
+                .any(|location| location.address.is_some())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,13 +140,34 @@ pub struct Place {
     pub in_district: bool,
     /// Name and aliases, prepared for matching.
     pub phrases: Vec<Phrase>,
+    /// Where `phrases` sit in the gazetteer's index.
+    pub phrase_set: PhraseSet,
     pub span: Span,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Gazetteer {
     pub places: Vec<Place>,
+    index: Index,
 }
+
+impl PartialEq for Gazetteer {
+    fn eq(&self, other: &Self) -> bool {
+        self.places == other.places
+    }
+}
+
+/// Where a place named by a citizen is, for the desk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// One of the district's comuni, frazioni or quartieri.
+    District,
+    /// A known place outside the district.
+    Outside,
+}
+
+/// A point further than this from every comune of the district is outside it.
+pub const DISTRICT_RADIUS_KM: f64 = 6.0;
 
 impl Gazetteer {
     pub fn get(&self, id: &str) -> Option<&Place> {
@@ -116,30 +183,54 @@ impl Gazetteer {
             .unwrap_or(place)
     }
 
-    /// Finds the place a citizen wrote: a CAP, a name or an alias, typos tolerated.
+    /// Prepares the names and aliases for matching; called once after loading.
+    pub fn build_index(&mut self) {
+        let mut index = Index::default();
+        for place in &mut self.places {
+            place.phrase_set = index.add(&place.phrases);
+        }
+        self.index = index;
+    }
+
+    pub fn with_places(places: Vec<Place>) -> Gazetteer {
+        let mut gazetteer = Gazetteer {
+            places,
+            index: Index::default(),
+        };
+        gazetteer.build_index();
+        gazetteer
+    }
+
+    /// Finds the place a citizen wrote: a CAP, a name or an alias, typos tolerated. A CAP
+    /// two comuni share (the old 20090 of Segrate and Vimodrone) is a question of two.
     pub fn resolve(&self, text: &str) -> Match<&Place> {
         let digits: String = text.chars().filter(char::is_ascii_digit).collect();
         if digits.len() == 5 {
-            // A CAP names a comune; frazioni that share it are not a second answer.
+            let comuni: Vec<&Place> = self
+                .places
+                .iter()
+                .filter(|place| place.kind == PlaceKind::Comune && place.caps.contains(&digits))
+                .collect();
+            match comuni.as_slice() {
+                [one] => return Match::One(one),
+                [first, second, ..] => return Match::Two(first, second),
+                [] => {}
+            }
             if let Some(place) = self
                 .places
                 .iter()
-                .find(|place| place.kind == PlaceKind::Comune && place.caps.contains(&digits))
-                .or_else(|| {
-                    self.places
-                        .iter()
-                        .find(|place| place.caps.contains(&digits))
-                })
+                .find(|place| place.caps.contains(&digits))
             {
                 return Match::One(place);
             }
         }
-        let words = matching::words(text);
-        match matching::best_match(
-            &words,
+        let words = Words::new(text, &[matching::Lang::Ar, matching::Lang::Uk]);
+        let hits = self.index.hits(&words);
+        match self.index.best_match(
+            &hits,
             self.places
                 .iter()
-                .map(|place| (place.id.as_str(), &place.phrases[..])),
+                .map(|place| (place.id.as_str(), place.phrase_set)),
             0.75,
         ) {
             Match::One(id) => self.get(id).map_or(Match::None, Match::One),
@@ -149,6 +240,58 @@ impl Gazetteer {
             },
             Match::None => Match::None,
         }
+    }
+
+    /// A place named in passing in a longer message ("affitto a Pioltello"): only a whole
+    /// name or alias, or a close typo of a long one, so that "limite" is not Limito.
+    pub fn mentioned(&self, text: &str) -> Option<&Place> {
+        let words = Words::new(text, &[matching::Lang::Ar, matching::Lang::Uk]);
+        let hits = self.index.hits(&words);
+        let mut best: Option<(f32, &Place)> = None;
+        for place in &self.places {
+            let Some(scored) = hits.best(&self.index, place.phrase_set) else {
+                continue;
+            };
+            let strict = place.phrases.iter().any(|phrase| {
+                phrase.words.iter().all(|wanted| {
+                    words.words.iter().any(|given| {
+                        given.plain == wanted.plain
+                            || (wanted.chars() >= 8
+                                && matching::word_similarity(wanted, given) >= 0.85)
+                    })
+                })
+            });
+            if strict && best.is_none_or(|(score, _)| scored.score > score) {
+                best = Some((scored.score, place));
+            }
+        }
+        best.map(|(_, place)| place)
+    }
+
+    /// Whether a place is in the district.
+    pub fn reach(&self, place: &Place) -> Reach {
+        if self.comune_of(place).in_district {
+            Reach::District
+        } else {
+            Reach::Outside
+        }
+    }
+
+    /// Whether a shared location is in the district: near one of its comuni.
+    pub fn point_in_district(&self, point: Point) -> bool {
+        self.places
+            .iter()
+            .filter(|place| place.kind == PlaceKind::Comune && place.in_district)
+            .any(|place| place.point.distance_km(point) <= DISTRICT_RADIUS_KM)
+    }
+
+    /// The names of the district's comuni, in file order.
+    pub fn district_names(&self) -> Vec<&str> {
+        self.places
+            .iter()
+            .filter(|place| place.kind == PlaceKind::Comune && place.in_district)
+            .map(|place| place.name.as_str())
+            .collect()
     }
 
     /// The district comune closest to a point.
@@ -174,11 +317,15 @@ pub struct Directory {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Suggestion<'d> {
     pub organisation: &'d Organisation,
+    /// The service that meets the need, when the organisation describes its services.
+    pub service: Option<&'d Service>,
     /// None for an organisation that serves the whole district from no particular place.
     pub location: Option<&'d Location>,
     pub distance_km: Option<f64>,
     /// None when the hours are unknown.
     pub availability: Option<Availability>,
+    /// The hours the availability was read from (the service's, else the location's).
+    pub hours: Option<&'d Schedule>,
 }
 
 /// A place open now is preferred to a closed one up to this much further away.
@@ -193,10 +340,27 @@ impl Directory {
         self.organisations.iter().find(|org| org.id == id)
     }
 
+    /// Whether any organisation offers the need (for anyone, or for this comune).
+    pub fn offers(&self, need: &str, comune: Option<&str>) -> bool {
+        self.organisations
+            .iter()
+            .any(|org| Self::offers_to(org, need, comune))
+    }
+
+    fn offers_to(org: &Organisation, need: &str, comune: Option<&str>) -> bool {
+        (org.needs.iter().any(|offered| offered == need)
+            || org
+                .services
+                .iter()
+                .any(|service| service.needs.iter().any(|offered| offered == need)))
+            && (org.serves.is_empty()
+                || comune.is_none_or(|comune| org.serves.iter().any(|id| id == comune)))
+    }
+
     /// The organisations offering `need`, nearest first (one location each, its best),
     /// open-now preferred among close ones, then those with no location. `comune` (a
     /// place id) filters out offices that serve other comuni only; `point` absent, the
-    /// located ones come in file order.
+    /// located ones come in file order. A service's own hours and place count first.
     pub fn nearest(
         &self,
         need: &str,
@@ -205,38 +369,70 @@ impl Directory {
         now: DateTime<Utc>,
         max: usize,
     ) -> Vec<Suggestion<'_>> {
-        let offering = self.organisations.iter().filter(|org| {
-            org.needs.iter().any(|offered| offered == need)
-                && (org.serves.is_empty()
-                    || comune.is_none_or(|comune| org.serves.iter().any(|id| id == comune)))
-        });
+        let offering = self
+            .organisations
+            .iter()
+            .filter(|org| Self::offers_to(org, need, comune));
         let mut located: Vec<(f64, Suggestion<'_>)> = Vec::new();
         let mut district_wide: Vec<Suggestion<'_>> = Vec::new();
         for organisation in offering {
+            let services: Vec<Option<&Service>> = {
+                let matching: Vec<Option<&Service>> = organisation
+                    .services
+                    .iter()
+                    .filter(|service| service.needs.iter().any(|offered| offered == need))
+                    .map(Some)
+                    .collect();
+                if matching.is_empty() {
+                    vec![None]
+                } else {
+                    matching
+                }
+            };
             if organisation.locations.is_empty() {
+                let service = services[0];
+                let hours = service.and_then(|service| service.hours.as_ref());
                 district_wide.push(Suggestion {
                     organisation,
+                    service,
                     location: None,
                     distance_km: None,
-                    availability: None,
+                    availability: hours.map(|hours| hours.availability(now)),
+                    hours,
                 });
                 continue;
             }
-            let best = organisation
-                .locations
+            let best = services
                 .iter()
-                .map(|location| {
+                .flat_map(|service| {
+                    organisation
+                        .locations
+                        .iter()
+                        .enumerate()
+                        .filter(move |(index, _)| {
+                            service
+                                .and_then(|service| service.location)
+                                .is_none_or(|wanted| wanted == *index)
+                        })
+                        .map(move |(_, location)| (*service, location))
+                })
+                .map(|(service, location)| {
                     let distance = point.map(|point| point.distance_km(location.point));
-                    let availability = location.hours.as_ref().map(|hours| hours.availability(now));
+                    let hours = service
+                        .and_then(|service| service.hours.as_ref())
+                        .or(location.hours.as_ref());
+                    let availability = hours.map(|hours| hours.availability(now));
                     let open = matches!(availability, Some(Availability::OpenUntil(_)));
                     let rank = distance.unwrap_or(0.0) - if open { OPEN_NOW_BONUS_KM } else { 0.0 };
                     (
                         rank,
                         Suggestion {
                             organisation,
+                            service,
                             location: Some(location),
                             distance_km: distance,
                             availability,
+                            hours,
                         },
                     )
                 })
@@ -252,6 +448,16 @@ impl Directory {
             .take(max)
             .collect()
     }
+
+    /// The organisations that serve the whole district from no particular place and
+    /// offer `need` (for a citizen outside the district, or who gave no place).
+    pub fn district_wide(&self, need: &str, now: DateTime<Utc>, max: usize) -> Vec<Suggestion<'_>> {
+        self.nearest(need, None, None, now, usize::MAX)
+            .into_iter()
+            .filter(|suggestion| suggestion.location.is_none())
+            .take(max)
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -261,6 +467,8 @@ mod tests {
 
     fn place(id: &str, lat: f64, lon: f64) -> Location {
         Location {
+            id: None,
+            name: None,
             place: id.into(),
             address: None,
             point: Point { lat, lon },
@@ -279,6 +487,8 @@ mod tests {
             serves: vec![],
             contacts: Contacts::default(),
             locations,
+            services: vec![],
+            facts: vec![],
             span: Span::default(),
         }
     }

@@ -4,6 +4,7 @@
 //! neither teloxide, matrix_sdk nor sqlx: channels translate platform updates into an
 //! [`Input`] and carry out the [`Output`]s; the store keeps the [`State`] between turns.
 
+mod free_text;
 mod render;
 
 use std::collections::BTreeMap;
@@ -11,16 +12,17 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::dialogue::{Action, Bundle, Intent, Step, Target};
+use crate::dialogue::{Action, Bundle, Step, Target};
 use crate::directory::hours::Availability;
-use crate::directory::{Place, PlaceKind, Point};
-use crate::matching::{self, Match, Phrase};
+use crate::directory::{Place, PlaceKind, Point, Reach};
+use crate::matching::{self, Lang, Words};
 use crate::text::{ITALIAN, Text, fill};
 
 pub use render::{format_when, transcript};
 
-/// Longer messages are cut here: nobody types more to a front desk, and matching a
-/// novel would only be slow.
+/// Longer messages are matched on their beginning only: nobody types more to a front
+/// desk, and matching a novel would only be slow. Danger is read in the whole message,
+/// and a volunteer receives it whole.
 pub const MAX_INPUT_CHARS: usize = 1000;
 /// An automatic chain of steps longer than this is a loop the checker missed.
 const MAX_AUTOMATIC_STEPS: usize = 64;
@@ -110,6 +112,8 @@ pub enum ButtonAction {
     ConsentNo,
     ForgetYes,
     ForgetNo,
+    /// The second need the citizen wrote in one message, offered after the first.
+    Later,
 }
 
 impl ButtonAction {
@@ -125,6 +129,7 @@ impl ButtonAction {
             ButtonAction::ConsentNo => "n".into(),
             ButtonAction::ForgetYes => "fy".into(),
             ButtonAction::ForgetNo => "fn".into(),
+            ButtonAction::Later => "lt".into(),
         }
     }
 }
@@ -152,8 +157,9 @@ pub enum Output {
     },
     /// A volunteer should take over.
     Handover(Handover),
-    /// A message for the volunteer who has the conversation.
-    ToVolunteer { text: String },
+    /// A message for the volunteer who has the conversation; `alert` names the kind of
+    /// danger the bot read in it (the citizen was given the numbers).
+    ToVolunteer { text: String, alert: Option<String> },
     /// Erase this citizen's personal data now.
     Forget,
     /// The conversation is over.
@@ -211,6 +217,32 @@ pub struct State {
     pub emergency: bool,
     /// What the citizen wrote before consenting, answered at the menu once they consent.
     pub pending: Option<String>,
+    /// The kind of danger detected last (an emergency group id).
+    #[serde(default)]
+    pub emergency_kind: Option<String>,
+    /// A second need written in the same message as the first, offered after it.
+    #[serde(default)]
+    pub later: Option<Later>,
+    /// A place the citizen named in passing ("l'affitto a Pioltello"), used when the
+    /// flow asks where they live.
+    #[serde(default)]
+    pub known_place: Option<String>,
+    /// The citizen lives outside the district: only district-wide services are offered.
+    #[serde(default)]
+    pub outside: bool,
+}
+
+/// A need kept for later: the choice of a step that the citizen's words named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Later {
+    pub flow: String,
+    pub step: String,
+    pub choice: String,
+    /// The citizen's words, to go on choosing at the following questions.
+    pub text: String,
+    /// The question it was offered at: offered there only, then forgotten.
+    #[serde(default)]
+    pub offered_at: Option<(String, String)>,
 }
 
 impl State {
@@ -219,7 +251,7 @@ impl State {
     pub fn new(bundle: &Bundle, interface_lang: Option<&str>) -> State {
         let lang = interface_lang
             .map(|code| code.split(['-', '_']).next().unwrap_or(code).to_lowercase())
-            .filter(|code| bundle.bot.languages.contains(code))
+            .filter(|code| bundle.bot.speaks(code))
             .unwrap_or_else(|| ITALIAN.to_string());
         State {
             lang,
@@ -235,6 +267,10 @@ impl State {
             buttons: Vec::new(),
             emergency: false,
             pending: None,
+            emergency_kind: None,
+            later: None,
+            known_place: None,
+            outside: false,
         }
     }
 }
@@ -251,8 +287,11 @@ pub fn step(
         state,
         now,
         out: Vec::new(),
+        offer: None,
+        written: None,
     };
     turn.handle(input);
+    turn.offer_language();
     (turn.state, turn.out)
 }
 
@@ -261,6 +300,11 @@ struct Turn<'b> {
     state: State,
     now: DateTime<Utc>,
     out: Vec<Output>,
+    /// A language to offer with one button under the question (the citizen wrote in
+    /// it, and the bot does not switch by itself).
+    offer: Option<String>,
+    /// The language the citizen's message is written in, when it is clear.
+    written: Option<Lang>,
 }
 
 impl<'b> Turn<'b> {
@@ -402,152 +446,6 @@ impl<'b> Turn<'b> {
         }
     }
 
-    fn text(&mut self, raw: &str) {
-        let trimmed = raw.trim();
-        if trimmed.starts_with('/') {
-            match Command::parse(trimmed) {
-                Some(command) => return self.command(command),
-                None if !trimmed.contains(' ') => {
-                    let notice = self.message("unknown_command");
-                    self.say(notice);
-                    return self.prompt_or_start();
-                }
-                None => {}
-            }
-        }
-        let text: String = if trimmed.chars().count() > MAX_INPUT_CHARS {
-            let notice = self.message("too_long");
-            self.say(notice);
-            trimmed.chars().take(MAX_INPUT_CHARS).collect()
-        } else {
-            trimmed.to_string()
-        };
-        let words = matching::words(&text);
-        if let Some(intent) = self.find_intent(&words, true) {
-            return self.intent(intent);
-        }
-        let at_free_text = self.state.mode == Mode::AtStep
-            && matches!(
-                self.current_step().map(|step| &step.action),
-                Some(Action::Ask { .. })
-            );
-        if !at_free_text
-            && let Ok(number) = text.parse::<usize>()
-            && (1..=self.state.buttons.len()).contains(&number)
-        {
-            let action = self.state.buttons[number - 1].action.clone();
-            return self.press(action);
-        }
-        // A button's exact label, as a reply keyboard sends it, is that button.
-        let normalised = matching::normalise(&text);
-        if !at_free_text
-            && !normalised.is_empty()
-            && let Some(button) = self
-                .state
-                .buttons
-                .iter()
-                .find(|button| matching::normalise(&button.label) == normalised)
-        {
-            let action = button.action.clone();
-            return self.press(action);
-        }
-        match self.state.mode {
-            Mode::New => {
-                self.state.pending = Some(text);
-                self.start();
-            }
-            Mode::Consent => match self.match_buttons(&words) {
-                Some(action) => self.press(action),
-                None => {
-                    // A need written before consenting is kept and answered right after it.
-                    self.state.pending = Some(text);
-                    let question = self.message("consent_ask");
-                    let buttons = self.consent_buttons();
-                    self.ask(question, buttons, false);
-                }
-            },
-            Mode::ChooseLanguage | Mode::ConfirmForget => match self.match_buttons(&words) {
-                Some(action) => self.press(action),
-                None => self.prompt(),
-            },
-            Mode::Ended => {
-                if let Some(intent) = self.find_intent(&words, false) {
-                    return self.intent(intent);
-                }
-                self.home();
-            }
-            Mode::WithVolunteer => {
-                if let Some(intent) = self.find_intent(&words, false)
-                    && intent.goto != self.bundle.bot.human
-                {
-                    return self.intent(intent);
-                }
-                self.out.push(Output::ToVolunteer { text });
-            }
-            Mode::AtStep => {
-                if let Some(intent) = self.find_intent(&words, false) {
-                    return self.intent(intent);
-                }
-                self.answer(&text, &words);
-            }
-        }
-    }
-
-    fn find_intent(&self, words: &[matching::Word], emergency: bool) -> Option<&'b Intent> {
-        if !emergency && !self.state.consent {
-            return None;
-        }
-        let intents = self
-            .bundle
-            .bot
-            .intents
-            .iter()
-            .filter(|intent| intent.emergency == emergency);
-        intents
-            .map(|intent| (matching::best_score(&intent.phrases, words), intent))
-            .filter(|(score, _)| *score >= 0.8)
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, intent)| intent)
-    }
-
-    fn intent(&mut self, intent: &'b Intent) {
-        if intent.emergency {
-            self.state.emergency = true;
-        }
-        self.enter(&intent.goto);
-    }
-
-    /// The current buttons whose label (or a word of it) the text names.
-    fn match_buttons(&self, words: &[matching::Word]) -> Option<ButtonAction> {
-        let candidates: Vec<(ButtonAction, Vec<Phrase>)> = self
-            .state
-            .buttons
-            .iter()
-            .map(|button| {
-                let mut phrases = vec![Phrase::new(&button.label)];
-                phrases.extend(
-                    matching::words(&button.label)
-                        .into_iter()
-                        .map(|word| Phrase { words: vec![word] }),
-                );
-                if let ButtonAction::Language(code) = &button.action {
-                    phrases.push(Phrase::new(code));
-                }
-                (button.action.clone(), phrases)
-            })
-            .collect();
-        match matching::best_match(
-            words,
-            candidates
-                .iter()
-                .map(|(action, phrases)| (action.clone(), &phrases[..])),
-            0.75,
-        ) {
-            Match::One(action) => Some(action),
-            _ => None,
-        }
-    }
-
     fn command(&mut self, command: Command) {
         match command {
             Command::Start => self.start(),
@@ -628,26 +526,8 @@ impl<'b> Turn<'b> {
             ButtonAction::ConsentYes => {
                 self.state.consent = true;
                 self.home();
-                if let Some(pending) = self.state.pending.take()
-                    && self.state.mode == Mode::AtStep
-                {
-                    let words = matching::words(&pending);
-                    if let Some(intent) = self.find_intent(&words, false) {
-                        self.out.clear();
-                        return self.intent(intent);
-                    }
-                    let before = self.out.len();
-                    let misses = self.state.misses;
-                    let buttons = self.state.buttons.clone();
-                    self.answer(&pending, &words);
-                    if self.state.misses > misses {
-                        // Nothing matched: show the menu once, without a "not understood".
-                        self.out.truncate(before);
-                        self.state.misses = misses;
-                        self.state.buttons = buttons;
-                    } else {
-                        self.out.drain(..before);
-                    }
+                if let Some(pending) = self.state.pending.take() {
+                    self.answer_at_menu(&pending);
                 }
             }
             ButtonAction::ConsentNo => {
@@ -665,12 +545,17 @@ impl<'b> Turn<'b> {
                 }
             }
             ButtonAction::Language(code) => {
-                if self.bundle.bot.languages.contains(&code) {
+                if self.bundle.bot.speaks(&code) {
                     self.state.lang = code;
                 }
                 let confirmation = self.message("language_set");
                 self.say(confirmation);
-                self.resume();
+                if self.state.mode == Mode::ChooseLanguage {
+                    self.resume();
+                } else {
+                    // The one-button offer under a question: the same question, in it.
+                    self.prompt_or_start();
+                }
             }
             ButtonAction::ForgetYes => {
                 self.out.push(Output::Forget);
@@ -689,6 +574,7 @@ impl<'b> Turn<'b> {
                 Some(place) if self.waiting_for_place() => self.place_found(place),
                 _ => self.prompt(),
             },
+            ButtonAction::Later => self.later(),
         }
     }
 
@@ -708,7 +594,7 @@ impl<'b> Turn<'b> {
     /// choosing at the following questions while the same words name one of their
     /// choices by a whole label or synonym: "ho un problema con l'afitto" at the menu
     /// picks "Casa" and then "Affitto", and the citizen is asked the comune at once.
-    fn choose(&mut self, id: &str, words: Option<&[matching::Word]>) {
+    fn choose(&mut self, id: &str, words: Option<&Words>) {
         let Some(step) = self.current_step() else {
             return self.home();
         };
@@ -726,20 +612,7 @@ impl<'b> Turn<'b> {
             let Some(next) = &choice.next else {
                 return self.home();
             };
-            let deeper = words.and_then(|words| {
-                let Action::Choices { choices, .. } =
-                    &self.bundle.step(&next.flow, &next.step)?.action
-                else {
-                    return None;
-                };
-                let candidates = choices
-                    .iter()
-                    .map(|choice| (choice, &choice.phrases[..choice.strong]));
-                match matching::best_match(words, candidates, 0.8) {
-                    Match::One(deeper) => Some(deeper),
-                    _ => None,
-                }
-            });
+            let deeper = words.and_then(|words| self.deeper_choice(next, words));
             match deeper {
                 Some(deeper) => choice = deeper,
                 None => return self.enter(next),
@@ -750,83 +623,13 @@ impl<'b> Turn<'b> {
         }
     }
 
-    /// Free text at the current step.
-    fn answer(&mut self, text: &str, words: &[matching::Word]) {
-        let Some(step) = self.current_step() else {
-            return self.home();
-        };
-        match &step.action {
-            Action::Choices { choices, .. } => {
-                let menu = [Phrase::new(&self.message("menu_button"))];
-                let human = [Phrase::new(&self.message("human_button"))];
-                let candidates = choices
-                    .iter()
-                    .map(|choice| (ButtonAction::Choice(choice.id.clone()), &choice.phrases[..]))
-                    .chain([
-                        (ButtonAction::Menu, &menu[..]),
-                        (ButtonAction::Human, &human[..]),
-                    ]);
-                match matching::best_match(words, candidates, 0.7) {
-                    Match::One(ButtonAction::Choice(id)) => self.choose(&id, Some(words)),
-                    Match::One(action) => self.press(action),
-                    Match::Two(first, second) => {
-                        let label = |action: &ButtonAction| {
-                            self.state
-                                .buttons
-                                .iter()
-                                .find(|button| &button.action == action)
-                                .map(|button| button.label.clone())
-                                .unwrap_or_default()
-                        };
-                        let mut buttons = vec![
-                            Button {
-                                label: label(&first),
-                                action: first.clone(),
-                            },
-                            Button {
-                                label: label(&second),
-                                action: second.clone(),
-                            },
-                        ];
-                        buttons.retain(|button| {
-                            !matches!(button.action, ButtonAction::Menu | ButtonAction::Human)
-                        });
-                        buttons.extend(self.way_out());
-                        let question = self.message("did_you_mean");
-                        self.ask(question, buttons, false);
-                    }
-                    Match::None => self.miss(),
-                }
-            }
-            Action::Ask { save, .. } => {
-                if words.is_empty() && !text.chars().any(char::is_alphanumeric) {
-                    return self.miss();
-                }
-                let value: String = text.chars().take(500).collect();
-                self.state.vars.insert(save.clone(), value);
-                self.follow(step.next.as_ref());
-            }
-            Action::AskPlace { .. } => match self.bundle.gazetteer.resolve(text) {
-                Match::One(place) => self.place_found(place),
-                Match::Two(first, second) => {
-                    let mut buttons: Vec<Button> = [first, second]
-                        .iter()
-                        .map(|place| Button {
-                            label: self.place_label(place),
-                            action: ButtonAction::Place(place.id.clone()),
-                        })
-                        .collect();
-                    buttons.extend(self.way_out());
-                    let question = self.message("did_you_mean");
-                    self.ask(question, buttons, true);
-                }
-                Match::None => self.miss(),
-            },
-            _ => self.prompt(),
-        }
+    fn miss(&mut self) {
+        self.miss_with(None);
     }
 
-    fn miss(&mut self) {
+    /// A reply that does not answer the question; `notice` replaces the usual "not
+    /// understood" the first time.
+    fn miss_with(&mut self, notice: Option<&str>) {
         self.state.misses = self.state.misses.saturating_add(1);
         if self.state.misses >= 2 {
             if let Some(Action::Choices {
@@ -839,10 +642,10 @@ impl<'b> Turn<'b> {
             let notice = self.message("not_understood_again");
             self.say(notice);
         } else {
-            let key = if self.waiting_for_place() {
-                "place_not_found"
-            } else {
-                "not_understood"
+            let key = match notice {
+                Some(key) => key,
+                None if self.waiting_for_place() => "place_not_found",
+                None => "not_understood",
             };
             let notice = self.message(key);
             self.say(notice);
@@ -860,6 +663,23 @@ impl<'b> Turn<'b> {
     }
 
     fn place_found(&mut self, place: &'b Place) {
+        self.apply_place(place);
+        let next = self.current_step().and_then(|step| step.next.as_ref());
+        self.follow(next);
+    }
+
+    /// Records where the citizen lives; a place outside the district is said plainly,
+    /// with the emergency numbers, and only district-wide services follow.
+    fn apply_place(&mut self, place: &'b Place) {
+        self.state.known_place = None;
+        if self.bundle.gazetteer.reach(place) == Reach::Outside {
+            self.state.vars.insert("place".into(), place.name.clone());
+            self.state.vars.insert("comune".into(), place.name.clone());
+            self.state.comune_id = None;
+            self.state.point = None;
+            self.state.outside = true;
+            return self.say_out_of_district();
+        }
         let comune = self.bundle.gazetteer.comune_of(place);
         self.state
             .vars
@@ -867,8 +687,22 @@ impl<'b> Turn<'b> {
         self.state.vars.insert("comune".into(), comune.name.clone());
         self.state.comune_id = Some(comune.id.clone());
         self.state.point = Some(place.point);
-        let next = self.current_step().and_then(|step| step.next.as_ref());
-        self.follow(next);
+        self.state.outside = false;
+    }
+
+    fn say_out_of_district(&mut self) {
+        let mut vars = self.state.vars.clone();
+        vars.insert(
+            "district".into(),
+            self.bundle.gazetteer.district_names().join(", "),
+        );
+        let text = self
+            .bundle
+            .bot
+            .messages
+            .get("out_of_district")
+            .render(&self.state.lang, &vars);
+        self.say(text);
     }
 
     fn location(&mut self, point: Point) {
@@ -876,20 +710,33 @@ impl<'b> Turn<'b> {
             return self.prompt_or_start();
         }
         if !self.waiting_for_place() {
-            self.state.point = Some(point);
+            if self.bundle.gazetteer.point_in_district(point) {
+                self.state.point = Some(point);
+            }
             return self.prompt_or_start();
         }
-        match self.bundle.gazetteer.nearest_comune(point) {
-            Some(comune) => {
-                self.state.vars.insert("place".into(), comune.name.clone());
-                self.state.vars.insert("comune".into(), comune.name.clone());
-                self.state.comune_id = Some(comune.id.clone());
+        if !self.bundle.gazetteer.point_in_district(point) {
+            // Hundreds of kilometres away is not "near": no distances, no local places.
+            self.state.vars.insert("place".into(), String::new());
+            self.state.comune_id = None;
+            self.state.point = None;
+            self.state.outside = true;
+            self.say_out_of_district();
+        } else {
+            match self.bundle.gazetteer.nearest_comune(point) {
+                Some(comune) => {
+                    self.state.vars.insert("place".into(), comune.name.clone());
+                    self.state.vars.insert("comune".into(), comune.name.clone());
+                    self.state.comune_id = Some(comune.id.clone());
+                }
+                None => {
+                    self.state.vars.insert("place".into(), String::new());
+                }
             }
-            None => {
-                self.state.vars.insert("place".into(), String::new());
-            }
+            self.state.point = Some(point);
+            self.state.outside = false;
         }
-        self.state.point = Some(point);
+        self.state.known_place = None;
         let next = self.current_step().and_then(|step| step.next.as_ref());
         self.follow(next);
     }
@@ -918,8 +765,7 @@ impl<'b> Turn<'b> {
                 let buttons = self
                     .bundle
                     .bot
-                    .languages
-                    .iter()
+                    .offered_languages()
                     .map(|code| Button {
                         label: crate::dialogue::messages::language_name(code).to_string(),
                         action: ButtonAction::Language(code.clone()),
@@ -970,7 +816,8 @@ impl<'b> Turn<'b> {
                     })
                     .collect();
                 // The way back to the menu and to a person, unless a choice already is one.
-                let welcome = &self.bundle.bot.welcome;
+                let bundle = self.bundle;
+                let welcome = &bundle.bot.welcome;
                 let menu = self.menu_step();
                 let is_welcome = |flow: &str, step: &str| {
                     (flow == welcome.flow && step == welcome.step)
@@ -1007,6 +854,35 @@ impl<'b> Turn<'b> {
                         buttons.push(extra);
                     }
                 }
+                // A second need the citizen wrote: offered at the question that leads
+                // back to the menu ("anything else?"), once.
+                let mut text = text;
+                let leads_home = choices.iter().any(|choice| {
+                    choice
+                        .next
+                        .as_ref()
+                        .is_some_and(|next| is_welcome(&next.flow, &next.step))
+                });
+                if leads_home && !is_welcome(&self.state.flow, &self.state.step) {
+                    if let Some(topic) = self.later_topic_here() {
+                        let mut vars = self.state.vars.clone();
+                        vars.insert("topic".into(), topic.clone());
+                        let offer = self
+                            .bundle
+                            .bot
+                            .messages
+                            .get("also_asked")
+                            .render(&self.state.lang, &vars);
+                        text = format!("{offer}\n\n{text}");
+                        buttons.insert(
+                            0,
+                            Button {
+                                label: topic,
+                                action: ButtonAction::Later,
+                            },
+                        );
+                    }
+                }
                 self.ask(text, buttons, false);
             }
             Action::Ask { text, .. } => {
@@ -1040,6 +916,12 @@ impl<'b> Turn<'b> {
             .intents
             .iter()
             .any(|intent| intent.emergency && intent.goto.flow == flow)
+            || self
+                .bundle
+                .bot
+                .emergencies
+                .iter()
+                .any(|group| group.goto.flow == flow)
     }
 
     /// The first question reached from the welcome (after its greetings): the menu.
@@ -1085,7 +967,16 @@ impl<'b> Turn<'b> {
             }
             let next = match &step.action {
                 Action::Message => step.next.as_ref(),
-                Action::Choices { .. } | Action::Ask { .. } | Action::AskPlace { .. } => {
+                Action::AskPlace { .. } => {
+                    if self.no_service_ahead(step) {
+                        return self.no_service();
+                    }
+                    if !self.place_already_known() {
+                        return self.question(step);
+                    }
+                    step.next.as_ref()
+                }
+                Action::Choices { .. } | Action::Ask { .. } => {
                     return self.question(step);
                 }
                 Action::Suggest { need, max } => {
@@ -1148,13 +1039,17 @@ impl<'b> Turn<'b> {
     }
 
     fn suggest(&mut self, need: &str, max: usize) {
-        let suggestions = self.bundle.directory.nearest(
-            need,
-            self.state.point,
-            self.state.comune_id.as_deref(),
-            self.now,
-            max,
-        );
+        let suggestions = if self.state.outside {
+            self.bundle.directory.district_wide(need, self.now, max)
+        } else {
+            self.bundle.directory.nearest(
+                need,
+                self.state.point,
+                self.state.comune_id.as_deref(),
+                self.now,
+                max,
+            )
+        };
         self.out.push(Output::Suggestions {
             need: need.to_string(),
             organisations: suggestions
@@ -1163,6 +1058,10 @@ impl<'b> Turn<'b> {
                 .collect(),
         });
         let text = if suggestions.is_empty() {
+            if self.state.outside {
+                // Told already to ask their own comune's Servizi Sociali.
+                return;
+            }
             self.message("no_suggestions")
         } else {
             render::suggestions(
@@ -1170,7 +1069,11 @@ impl<'b> Turn<'b> {
                 &self.state,
                 &suggestions,
                 self.now,
-                "suggestions_intro",
+                if self.state.outside {
+                    "suggestions_district"
+                } else {
+                    "suggestions_intro"
+                },
             )
         };
         self.say(text);
@@ -1200,7 +1103,7 @@ impl<'b> Turn<'b> {
         } else {
             let when = match hours.availability(self.now) {
                 Availability::OpensAt(date, time) => {
-                    format_when(date, time, self.now, &self.state.lang)
+                    format_when(self.bundle, date, time, self.now, &self.state.lang)
                 }
                 _ => String::new(),
             };

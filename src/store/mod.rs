@@ -242,7 +242,8 @@ pub fn iso_week(time: DateTime<Utc>) -> String {
 /// What the citizen did, as a transcript line.
 fn describe(input: &Input, state: &State) -> String {
     match input {
-        Input::Text(text) => text.chars().take(engine::MAX_INPUT_CHARS).collect(),
+        // Whole: a long message loses nothing (the engine matches its beginning only).
+        Input::Text(text) => text.clone(),
         Input::Button(payload) => {
             let label = state
                 .buttons
@@ -560,8 +561,8 @@ impl Store {
                     .await?;
                     outcomes.push(("handed_over", handover.need.clone()));
                 }
-                Output::ToVolunteer { text } => {
-                    let payload = serde_json::json!({ "kind": "relay", "conversation": conversation_id, "text": text }).to_string();
+                Output::ToVolunteer { text, alert } => {
+                    let payload = serde_json::json!({ "kind": "relay", "conversation": conversation_id, "text": text, "alert": alert }).to_string();
                     self.enqueue(
                         &mut tx,
                         Some(conversation_id),

@@ -1,0 +1,765 @@
+//! What the engine makes of a typed message: danger first, in the whole text and in
+//! every mode; the language it is written in; commands; everyday answers ("sì", "no
+//! grazie", "non capisco"); intents; and the answer to the current question, with what
+//! else the message said (a place, a second need, a need along with a wish for a person).
+
+use super::{Button, ButtonAction, Command, Later, MAX_INPUT_CHARS, Mode, Output, Turn, matching};
+use crate::dialogue::{Action, EmergencyGroup, Intent, Step, Target};
+use crate::matching::pattern::PatternText;
+use crate::matching::{Everyday, Lang, Match, Phrase, Words};
+use crate::text::{ITALIAN, fill};
+
+/// Intents and deeper choices need a close match; a choice at the current question a
+/// looser one (it is what the question asks).
+const INTENT_THRESHOLD: f32 = 0.8;
+const CHOICE_THRESHOLD: f32 = 0.7;
+/// A second need is kept only when it is named clearly.
+const SECOND_NEED_THRESHOLD: f32 = 0.8;
+
+/// A language the bot does not speak, with one it speaks that its writers read.
+fn neighbour(lang: Lang) -> Option<&'static str> {
+    match lang {
+        Lang::Ru => Some("uk"),
+        _ => None,
+    }
+}
+
+impl<'b> Turn<'b> {
+    /// The languages a message is matched in: the conversation's, English, and the one
+    /// it is written in.
+    pub(super) fn langs(&self) -> Vec<Lang> {
+        let mut langs = vec![Lang::En];
+        if let Some(lang) = Lang::from_code(&self.state.lang) {
+            langs.push(lang);
+        }
+        if let Some(lang) = self.written {
+            langs.push(lang);
+        }
+        langs
+    }
+
+    pub(super) fn words(&self, text: &str) -> Words {
+        Words::new(text, &self.langs())
+    }
+
+    pub(super) fn text(&mut self, raw: &str) {
+        let trimmed = raw.trim();
+        // Danger first: the whole message, before any command, cut or mode.
+        let danger = self.bundle.bot.emergency(trimmed);
+        self.follow_written_language(trimmed);
+        if let Some(group) = danger {
+            return self.emergency(group, trimmed);
+        }
+        if trimmed.starts_with('/') {
+            match Command::parse(trimmed) {
+                Some(command) => return self.command(command),
+                None if !trimmed.contains(' ') => {
+                    let notice = self.message("unknown_command");
+                    self.say(notice);
+                    return self.prompt_or_start();
+                }
+                None => {}
+            }
+        }
+        let text: String = if trimmed.chars().count() > MAX_INPUT_CHARS {
+            if self.state.mode != Mode::WithVolunteer {
+                let notice = self.message("too_long");
+                self.say(notice);
+            }
+            trimmed.chars().take(MAX_INPUT_CHARS).collect()
+        } else {
+            trimmed.to_string()
+        };
+        let words = self.words(&text);
+        if let Some(intent) = self.find_intent(&text, &words, true) {
+            return self.intent(intent, &text, &words);
+        }
+        let at_free_text = self.state.mode == Mode::AtStep
+            && matches!(
+                self.current_step().map(|step| &step.action),
+                Some(Action::Ask { .. })
+            );
+        if !at_free_text
+            && self.state.mode != Mode::WithVolunteer
+            && let Ok(number) = text.parse::<usize>()
+            && (1..=self.state.buttons.len()).contains(&number)
+        {
+            let action = self.state.buttons[number - 1].action.clone();
+            return self.press(action);
+        }
+        // A button's exact label, as a reply keyboard sends it, is that button.
+        let normalised = matching::normalise(&text);
+        if !at_free_text
+            && !normalised.is_empty()
+            && let Some(button) = self
+                .state
+                .buttons
+                .iter()
+                .find(|button| matching::normalise(&button.label) == normalised)
+        {
+            let action = button.action.clone();
+            return self.press(action);
+        }
+        let everyday = matching::everyday(&text);
+        match self.state.mode {
+            Mode::New => {
+                if !words.is_empty() {
+                    self.state.pending = Some(text);
+                }
+                self.start();
+            }
+            Mode::Consent => self.at_consent(text, &words, everyday),
+            Mode::ChooseLanguage => match self.match_buttons(&words) {
+                Some(action) => self.press(action),
+                None => self.prompt(),
+            },
+            Mode::ConfirmForget => match (everyday, self.match_buttons(&words)) {
+                (Some(Everyday::Yes), _) => self.press(ButtonAction::ForgetYes),
+                (Some(Everyday::No), _) => self.press(ButtonAction::ForgetNo),
+                (_, Some(action)) => self.press(action),
+                _ => self.prompt(),
+            },
+            Mode::Ended => {
+                if matches!(
+                    everyday,
+                    Some(Everyday::Thanks | Everyday::Greeting | Everyday::No)
+                ) {
+                    let text = self.message("you_are_welcome");
+                    let buttons = vec![self.button("menu_button", ButtonAction::Menu)];
+                    return self.ask(text, buttons, false);
+                }
+                if let Some(intent) = self.find_intent(&text, &words, false) {
+                    return self.intent(intent, &text, &words);
+                }
+                self.home();
+                self.answer_at_menu(&text);
+            }
+            Mode::WithVolunteer => {
+                if let Some(intent) = self.find_intent(&text, &words, false)
+                    && intent.goto != self.bundle.bot.human
+                {
+                    return self.intent(intent, &text, &words);
+                }
+                // The volunteer reads the whole message, however long.
+                self.out.push(Output::ToVolunteer {
+                    text: trimmed.to_string(),
+                    alert: None,
+                });
+            }
+            Mode::AtStep => {
+                if let Some(intent) = self.find_intent(&text, &words, false) {
+                    return self.intent(intent, &text, &words);
+                }
+                if let Some(kind) = everyday
+                    && self.everyday_at_step(kind)
+                {
+                    return;
+                }
+                self.remember_place(&text);
+                self.answer(&text, &words);
+            }
+        }
+    }
+
+    /// Danger: the numbers of its kind at once, in any mode. With a volunteer the case
+    /// stays theirs: the citizen gets the numbers and the volunteer an alert.
+    fn emergency(&mut self, group: &'b EmergencyGroup, text: &str) {
+        self.state.emergency = true;
+        self.state.emergency_kind = Some(group.id.clone());
+        self.state.vars.insert("need".into(), group.need.clone());
+        self.state.vars.insert("emergency".into(), group.id.clone());
+        if self.state.mode == Mode::WithVolunteer {
+            let numbers = self
+                .bundle
+                .step(&group.goto.flow, &group.goto.step)
+                .and_then(|step| step.say.as_ref())
+                .map(|say| self.render(say))
+                .unwrap_or_else(|| self.message("handover_in_hours"));
+            let buttons = vec![self.button("menu_button", ButtonAction::Menu)];
+            self.ask(numbers, buttons, false);
+            self.out.push(Output::ToVolunteer {
+                text: text.to_string(),
+                alert: Some(group.id.clone()),
+            });
+            return;
+        }
+        self.state.resume = None;
+        self.enter(&group.goto);
+    }
+
+    /// Follows the language the citizen writes in: the script (Arabic, Cyrillic,
+    /// Chinese) or a clear sentence decides; a language the bot does not speak but whose
+    /// writers read one it speaks (Russian: Ukrainian) is offered with one button.
+    fn follow_written_language(&mut self, text: &str) {
+        let Some(found) = matching::detect::detect(text) else {
+            return;
+        };
+        self.written = Some(found.lang);
+        let code = found.lang.code();
+        if code == self.state.lang {
+            return;
+        }
+        if self.bundle.bot.speaks(code) {
+            self.state.lang = code.to_string();
+            let notice = self.message("language_set");
+            self.say(notice);
+        } else if let Some(near) = neighbour(found.lang)
+            && self.bundle.bot.speaks(near)
+            && self.state.lang != near
+        {
+            self.offer = Some(near.to_string());
+        }
+    }
+
+    /// Puts the language offer, if any, under the turn's last question.
+    pub(super) fn offer_language(&mut self) {
+        let Some(code) = self.offer.take() else {
+            return;
+        };
+        let label = crate::dialogue::messages::language_name(&code).to_string();
+        let offer = self
+            .bundle
+            .bot
+            .messages
+            .get("language_offer")
+            .get(&code)
+            .to_string();
+        let state_buttons = self.state.buttons.clone();
+        let Some(Output::Message { text, buttons, .. }) = self.out.iter_mut().rev().find(
+            |output| matches!(output, Output::Message { buttons, .. } if !buttons.is_empty()),
+        ) else {
+            return;
+        };
+        if *buttons != state_buttons {
+            return;
+        }
+        text.push_str("\n\n");
+        text.push_str(&offer);
+        let button = Button {
+            label,
+            action: ButtonAction::Language(code),
+        };
+        buttons.push(button.clone());
+        self.state.buttons.push(button);
+    }
+
+    fn at_consent(&mut self, text: String, words: &Words, everyday: Option<Everyday>) {
+        match everyday {
+            Some(Everyday::Yes) => return self.press(ButtonAction::ConsentYes),
+            Some(Everyday::No) => return self.press(ButtonAction::ConsentNo),
+            Some(Everyday::Confused | Everyday::Help) => {
+                // Two plain lines and the button, not the same screen again.
+                let explanation = self.message("consent_explain");
+                let buttons = self.consent_buttons();
+                return self.ask(explanation, buttons, false);
+            }
+            Some(Everyday::Greeting | Everyday::Thanks) => return self.prompt(),
+            None => {}
+        }
+        match self.match_buttons(words) {
+            Some(action) => self.press(action),
+            None => {
+                // A need written before consenting is kept and answered right after it.
+                if !words.is_empty() {
+                    self.state.pending = Some(text);
+                }
+                let question = self.message("consent_ask");
+                let buttons = self.consent_buttons();
+                self.ask(question, buttons, false);
+            }
+        }
+    }
+
+    /// An everyday answer at a question, where it fits: "sì" picks the choice whose
+    /// label starts with a yes, "no grazie" and "grazie" the one that starts with a no,
+    /// a greeting repeats the question, "non capisco" and "aiuto" explain the buttons.
+    fn everyday_at_step(&mut self, kind: Everyday) -> bool {
+        let Some(step) = self.current_step() else {
+            return false;
+        };
+        match &step.action {
+            Action::Choices { choices, .. } => {
+                let lang = self.state.lang.clone();
+                let answering = |wanted: Everyday| {
+                    choices.iter().find(|choice| {
+                        [choice.label.get(&lang), choice.label.get(ITALIAN)]
+                            .into_iter()
+                            .any(|label| matching::lang::label_answer(label) == Some(wanted))
+                    })
+                };
+                match kind {
+                    Everyday::Yes | Everyday::No | Everyday::Thanks => {
+                        let wanted = if kind == Everyday::Yes {
+                            Everyday::Yes
+                        } else {
+                            Everyday::No
+                        };
+                        if let Some(choice) = answering(wanted) {
+                            let id = choice.id.clone();
+                            self.choose(&id, None);
+                            return true;
+                        }
+                        if kind == Everyday::Thanks {
+                            let text = self.message("you_are_welcome");
+                            self.say(text);
+                            self.prompt();
+                            return true;
+                        }
+                        false
+                    }
+                    Everyday::Greeting => {
+                        let text = self.message("hello_again");
+                        self.say(text);
+                        self.prompt();
+                        true
+                    }
+                    Everyday::Confused | Everyday::Help => {
+                        self.miss_with(Some("help_hint"));
+                        true
+                    }
+                }
+            }
+            Action::AskPlace { .. } => match kind {
+                Everyday::Greeting => {
+                    let text = self.message("hello_again");
+                    self.say(text);
+                    self.prompt();
+                    true
+                }
+                Everyday::Confused | Everyday::Help => {
+                    self.miss_with(Some("help_hint"));
+                    true
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// The intent the text names: by its phrases (function words dropped) or by its
+    /// patterns (every word, in order). Before consent only emergency intents count.
+    pub(super) fn find_intent(
+        &self,
+        text: &str,
+        words: &Words,
+        emergency: bool,
+    ) -> Option<&'b Intent> {
+        if !emergency && !self.state.consent {
+            return None;
+        }
+        let bundle = self.bundle;
+        let hits = bundle.index.hits(words);
+        let mut pattern_text: Option<PatternText> = None;
+        bundle
+            .bot
+            .intents
+            .iter()
+            .filter(|intent| intent.emergency == emergency)
+            .filter_map(|intent| {
+                let mut score = hits.score(&bundle.index, intent.phrase_set);
+                if score < INTENT_THRESHOLD && !intent.patterns.is_empty() {
+                    let text = pattern_text.get_or_insert_with(|| PatternText::new(text));
+                    if !intent.patterns.find_all(text).is_empty() {
+                        score = 1.0;
+                    }
+                }
+                (score >= INTENT_THRESHOLD).then_some((score, intent))
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, intent)| intent)
+    }
+
+    /// An intent; asking for a person keeps the need and the place said along with it
+    /// ("voglio una persona per lo SPID").
+    pub(super) fn intent(&mut self, intent: &'b Intent, text: &str, words: &Words) {
+        if intent.emergency {
+            self.state.emergency = true;
+        }
+        if intent.goto == self.bundle.bot.human
+            || (intent.goto.flow == self.bundle.bot.human.flow
+                && intent.goto.step == self.bundle.bot.human.step)
+        {
+            for (name, value) in self.infer_need(words) {
+                self.state.vars.insert(name, value);
+            }
+            self.remember_place(text);
+            if let Some(place) = self.state.known_place.take()
+                && let Some(place) = self.bundle.gazetteer.get(&place)
+                && self.bundle.gazetteer.reach(place) == crate::directory::Reach::District
+            {
+                let comune = self.bundle.gazetteer.comune_of(place);
+                self.state.vars.insert("comune".into(), comune.name.clone());
+                self.state.comune_id = Some(comune.id.clone());
+            }
+        }
+        self.enter(&intent.goto);
+    }
+
+    /// The choices the words name from the menu down, as the variables they set,
+    /// without moving: the need to put on a volunteer's card.
+    fn infer_need(&self, words: &Words) -> Vec<(String, String)> {
+        let mut vars = Vec::new();
+        let Some((flow, step)) = self.menu_step() else {
+            return vars;
+        };
+        let Some(mut target) = self.bundle.step(&flow, &step).map(|_| Target {
+            raw: String::new(),
+            span: Default::default(),
+            flow,
+            step,
+        }) else {
+            return vars;
+        };
+        for _ in 0..4 {
+            let Some(choice) = self.deeper_choice(&target, words) else {
+                break;
+            };
+            for (name, value) in &choice.set {
+                vars.push((name.clone(), fill(value, &self.state.vars)));
+            }
+            match &choice.next {
+                Some(next) => target = next.clone(),
+                None => break,
+            }
+        }
+        vars
+    }
+
+    /// The choice of the question at `target` that the words name by a whole label or
+    /// synonym, if exactly one.
+    pub(super) fn deeper_choice(
+        &self,
+        target: &Target,
+        words: &Words,
+    ) -> Option<&'b crate::dialogue::Choice> {
+        let bundle = self.bundle;
+        let Action::Choices { choices, .. } = &bundle.step(&target.flow, &target.step)?.action
+        else {
+            return None;
+        };
+        let hits = bundle.index.hits(words);
+        let candidates = choices
+            .iter()
+            .map(|choice| (choice, choice.phrase_set.first(choice.strong)));
+        match bundle.index.best_match(&hits, candidates, INTENT_THRESHOLD) {
+            Match::One(choice) => Some(choice),
+            _ => None,
+        }
+    }
+
+    /// The current buttons whose label (or a word of it) the text names.
+    pub(super) fn match_buttons(&self, words: &Words) -> Option<ButtonAction> {
+        let lang = Lang::from_code(&self.state.lang).unwrap_or(Lang::It);
+        let candidates: Vec<(ButtonAction, Vec<Phrase>)> = self
+            .state
+            .buttons
+            .iter()
+            .map(|button| {
+                let label = Phrase::in_lang(&button.label, lang);
+                let mut phrases: Vec<Phrase> = label
+                    .words
+                    .iter()
+                    .map(|word| Phrase {
+                        words: vec![word.clone()],
+                    })
+                    .collect();
+                phrases.insert(0, label);
+                if let ButtonAction::Language(code) = &button.action {
+                    phrases.push(Phrase::new(code));
+                }
+                (button.action.clone(), phrases)
+            })
+            .collect();
+        match matching::best_match(
+            words,
+            candidates
+                .iter()
+                .map(|(action, phrases)| (action.clone(), &phrases[..])),
+            0.75,
+        ) {
+            Match::One(action) => Some(action),
+            _ => None,
+        }
+    }
+
+    /// Free text at the current step.
+    pub(super) fn answer(&mut self, text: &str, words: &Words) {
+        let Some(step) = self.current_step() else {
+            return self.home();
+        };
+        match &step.action {
+            Action::Choices { choices, .. } => self.answer_choices(step, choices, text, words),
+            Action::Ask { save, .. } => {
+                if words.is_empty() && !text.chars().any(char::is_alphanumeric) {
+                    return self.miss();
+                }
+                let value: String = text.chars().take(500).collect();
+                self.state.vars.insert(save.clone(), value);
+                self.follow(step.next.as_ref());
+            }
+            Action::AskPlace { .. } => match self.bundle.gazetteer.resolve(text) {
+                Match::One(place) => self.place_found(place),
+                Match::Two(first, second) => {
+                    let mut buttons: Vec<Button> = [first, second]
+                        .iter()
+                        .map(|place| Button {
+                            label: self.place_label(place),
+                            action: ButtonAction::Place(place.id.clone()),
+                        })
+                        .collect();
+                    buttons.extend(self.way_out());
+                    let question = self.message("did_you_mean");
+                    self.ask(question, buttons, true);
+                }
+                Match::None => self.miss(),
+            },
+            _ => self.prompt(),
+        }
+    }
+
+    fn answer_choices(
+        &mut self,
+        step: &'b Step,
+        choices: &'b [crate::dialogue::Choice],
+        text: &str,
+        words: &Words,
+    ) {
+        let bundle = self.bundle;
+        let hits = bundle.index.hits(words);
+        let mut scored: Vec<(f32, u64, ButtonAction)> = choices
+            .iter()
+            .filter_map(|choice| {
+                hits.best(&bundle.index, choice.phrase_set).map(|scored| {
+                    (
+                        scored.score,
+                        scored.positions,
+                        ButtonAction::Choice(choice.id.clone()),
+                    )
+                })
+            })
+            .collect();
+        let lang = Lang::from_code(&self.state.lang).unwrap_or(Lang::It);
+        for (key, action) in [
+            ("menu_button", ButtonAction::Menu),
+            ("human_button", ButtonAction::Human),
+        ] {
+            let phrase = Phrase::in_lang(&self.message(key), lang);
+            let score = matching::phrase_score(&phrase, words);
+            if score > 0.0 {
+                scored.push((score, 0, action));
+            }
+        }
+        scored.retain(|(score, _, _)| *score >= CHOICE_THRESHOLD);
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let choice_id = |action: &ButtonAction| match action {
+            ButtonAction::Choice(id) => Some(id.clone()),
+            _ => None,
+        };
+        match scored.as_slice() {
+            [] => self.miss(),
+            [(_, first_at, first), (second_score, second_at, second), ..]
+                if first != second
+                    && *first_at != 0
+                    && *second_at != 0
+                    && first_at & second_at == 0
+                    && *second_score >= SECOND_NEED_THRESHOLD
+                    && choice_id(first).is_some()
+                    && choice_id(second).is_some() =>
+            {
+                // Two needs in one message ("lo SPID e anche le bollette"): the one
+                // written first now, the other offered after it.
+                let (now, later) = if first_at.trailing_zeros() <= second_at.trailing_zeros() {
+                    (first, second)
+                } else {
+                    (second, first)
+                };
+                let (Some(now), Some(later)) = (choice_id(now), choice_id(later)) else {
+                    return self.miss();
+                };
+                self.state.later = Some(Later {
+                    flow: self.state.flow.clone(),
+                    step: step.id.clone(),
+                    choice: later,
+                    text: text.to_string(),
+                    offered_at: None,
+                });
+                self.choose(&now, Some(words));
+            }
+            [
+                (first_score, first_at, first),
+                (second_score, second_at, second),
+                ..,
+            ] if first_score - second_score < matching::AMBIGUITY
+                && first != second
+                && !(*first_at != *second_at && second_at & !first_at == 0) =>
+            {
+                let (first, second) = (first.clone(), second.clone());
+                self.did_you_mean(choices, first, second);
+            }
+            [(_, _, ButtonAction::Choice(id)), ..] => {
+                let id = id.clone();
+                self.choose(&id, Some(words));
+            }
+            [(_, _, action), ..] => {
+                let action = action.clone();
+                self.press(action);
+            }
+        }
+    }
+
+    /// "Intendi una di queste?" with the two closest choices, labelled from the step's
+    /// own choices (the buttons shown last may be another "did you mean").
+    fn did_you_mean(
+        &mut self,
+        choices: &[crate::dialogue::Choice],
+        first: ButtonAction,
+        second: ButtonAction,
+    ) {
+        let label = |action: &ButtonAction| match action {
+            ButtonAction::Choice(id) => choices
+                .iter()
+                .find(|choice| &choice.id == id)
+                .map(|choice| self.render(&choice.label))
+                .unwrap_or_default(),
+            ButtonAction::Menu => self.message("menu_button"),
+            ButtonAction::Human => self.message("human_button"),
+            _ => String::new(),
+        };
+        let mut buttons: Vec<Button> = [first, second]
+            .into_iter()
+            .filter(|action| !matches!(action, ButtonAction::Menu | ButtonAction::Human))
+            .map(|action| Button {
+                label: label(&action),
+                action,
+            })
+            .filter(|button| !button.label.trim().is_empty())
+            .collect();
+        buttons.extend(self.way_out());
+        let question = self.message("did_you_mean");
+        self.ask(question, buttons, false);
+    }
+
+    /// What was written before the menu was shown (before consent, or after the end):
+    /// answered at the menu when it names something, else the menu alone.
+    pub(super) fn answer_at_menu(&mut self, text: &str) {
+        if self.state.mode != Mode::AtStep {
+            return;
+        }
+        let words = self.words(text);
+        if words.is_empty() {
+            return;
+        }
+        if let Some(intent) = self.find_intent(text, &words, false) {
+            self.out.clear();
+            return self.intent(intent, text, &words);
+        }
+        self.remember_place(text);
+        let before = self.out.len();
+        let misses = self.state.misses;
+        let buttons = self.state.buttons.clone();
+        self.answer(text, &words);
+        if self.state.misses > misses {
+            // Nothing matched: show the menu once, without a "not understood".
+            self.out.truncate(before);
+            self.state.misses = misses;
+            self.state.buttons = buttons;
+        } else {
+            self.out.drain(..before);
+        }
+    }
+
+    /// A place named in passing, kept for when the flow asks where the citizen lives.
+    pub(super) fn remember_place(&mut self, text: &str) {
+        if let Some(place) = self.bundle.gazetteer.mentioned(text) {
+            self.state.known_place = Some(place.id.clone());
+        }
+    }
+
+    /// Uses what the citizen already said of where they live, instead of asking again;
+    /// false when nothing is known.
+    pub(super) fn place_already_known(&mut self) -> bool {
+        if let Some(id) = self.state.known_place.clone()
+            && let Some(place) = self.bundle.gazetteer.get(&id)
+        {
+            self.apply_place(place);
+        } else if self.state.comune_id.is_none() && !self.state.outside {
+            return false;
+        }
+        if !self.state.outside {
+            let text = self.message("place_known");
+            self.say(text);
+        }
+        true
+    }
+
+    /// Whether the step asking the place leads to suggestions for a need nobody offers.
+    pub(super) fn no_service_ahead(&self, step: &Step) -> bool {
+        let Some(next) = &step.next else {
+            return false;
+        };
+        let Some(Action::Suggest { need, .. }) = self
+            .bundle
+            .step(&next.flow, &next.step)
+            .map(|step| &step.action)
+        else {
+            return false;
+        };
+        let need = fill(need, &self.state.vars);
+        !need.is_empty() && !self.bundle.directory.offers(&need, None)
+    }
+
+    /// Nobody offers this need: say so before asking where the citizen lives, and offer
+    /// a person.
+    pub(super) fn no_service(&mut self) {
+        let text = self.message("no_service_for_need");
+        let mut buttons = vec![self.button("human_button", ButtonAction::Human)];
+        buttons.push(self.button("menu_button", ButtonAction::Menu));
+        self.ask(text, buttons, false);
+    }
+
+    /// The second need's label, when it is to be offered at the current question.
+    pub(super) fn later_topic_here(&mut self) -> Option<String> {
+        let here = (self.state.flow.clone(), self.state.step.clone());
+        let later = self.state.later.as_mut()?;
+        match &later.offered_at {
+            Some(at) if *at != here => {
+                self.state.later = None;
+                return None;
+            }
+            Some(_) => {}
+            None => later.offered_at = Some(here),
+        }
+        let later = self.state.later.as_ref()?;
+        let Some(Action::Choices { choices, .. }) = self
+            .bundle
+            .step(&later.flow, &later.step)
+            .map(|step| &step.action)
+        else {
+            return None;
+        };
+        choices
+            .iter()
+            .find(|choice| choice.id == later.choice)
+            .map(|choice| self.render(&choice.label))
+    }
+
+    /// The second need, pressed: its choice, as if chosen at its own question.
+    pub(super) fn later(&mut self) {
+        let Some(later) = self.state.later.take() else {
+            return self.prompt();
+        };
+        if !matches!(
+            self.bundle
+                .step(&later.flow, &later.step)
+                .map(|step| &step.action),
+            Some(Action::Choices { .. })
+        ) {
+            return self.home();
+        }
+        self.state.flow = later.flow;
+        self.state.step = later.step;
+        self.state.mode = Mode::AtStep;
+        let words = self.words(&later.text);
+        self.choose(&later.choice, Some(&words));
+    }
+}

