@@ -213,7 +213,8 @@ pub struct EmergencyGroup {
     pub need: String,
     pub goto: Target,
     pub patterns: PatternSet,
-    /// Phrases that look like danger but are not; a match inside one does not count.
+    /// Phrases that look like danger but are not ("mi ammazzo di lavoro"): a danger
+    /// match that shares a word with one, of any group, does not count.
     pub except: PatternSet,
     /// The languages the patterns are written for, as written.
     pub pattern_langs: Vec<(String, Span)>,
@@ -236,7 +237,7 @@ impl EmergencyGroup {
             .filter(|&(_, from, to)| {
                 !exceptions
                     .iter()
-                    .any(|&(except_from, except_to)| except_from <= from && to <= except_to)
+                    .any(|&(except_from, except_to)| except_from <= to && from <= except_to)
             })
             .map(|(index, _, _)| self.patterns.pattern(index).source.as_str())
             .collect()

@@ -13,8 +13,9 @@ use crate::text::{ITALIAN, fill};
 /// looser one (it is what the question asks).
 const INTENT_THRESHOLD: f32 = 0.8;
 const CHOICE_THRESHOLD: f32 = 0.7;
-/// A second need is kept only when it is named clearly.
-const SECOND_NEED_THRESHOLD: f32 = 0.8;
+/// A second need is kept only when it is named clearly, by a whole label or synonym
+/// (a single word of a label scores at most `LABEL_WORD_WEIGHT`, 0.9, times 0.92).
+const SECOND_NEED_THRESHOLD: f32 = 0.88;
 
 /// A language the bot does not speak, with one it speaks that its writers read.
 fn neighbour(lang: Lang) -> Option<&'static str> {

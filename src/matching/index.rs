@@ -222,7 +222,9 @@ impl Index {
                 };
                 for &id in stems.get(stem).into_iter().flatten() {
                     let entry = &self.entries[id as usize];
-                    if entry.chars >= 4 && entry.chars.abs_diff(word.chars) <= 3 {
+                    if entry.chars >= 4
+                        && super::lengths_close_for_stems(entry.chars, word.chars)
+                    {
                         note(id, 1.0, position);
                     }
                 }
@@ -313,14 +315,26 @@ impl Hits {
         })
     }
 
-    /// The best match among a candidate's phrases, if any phrase is found whole.
+    /// The best match among a candidate's phrases, if any phrase is found whole: the
+    /// best phrase's score, and the words of every phrase found (so that "no soldi,
+    /// bambini fame, mangiare" places money before children).
     pub fn best(&self, index: &Index, set: PhraseSet) -> Option<Scored> {
         let from = self.touched.partition_point(|&id| id < set.start);
-        self.touched[from..]
+        let mut best: Option<Scored> = None;
+        for scored in self.touched[from..]
             .iter()
             .take_while(|&&id| id < set.end)
             .filter_map(|&id| self.phrase(index, id))
-            .max_by(|a, b| a.score.total_cmp(&b.score))
+        {
+            best = Some(match best {
+                None => scored,
+                Some(best) => Scored {
+                    score: best.score.max(scored.score),
+                    positions: best.positions | scored.positions,
+                },
+            });
+        }
+        best
     }
 
     /// The score of the best phrase of a candidate (0 when none is found).

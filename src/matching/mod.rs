@@ -347,8 +347,16 @@ pub(crate) fn stems_agree(wanted: &Word, given: &TextWord) -> bool {
     !wanted.stem.is_empty()
         && wanted.chars >= 4
         && given.chars >= 4
-        && wanted.chars.abs_diff(given.chars) <= 3
+        && lengths_close_for_stems(wanted.chars, given.chars)
         && given.stem(wanted.lang) == Some(wanted.stem.as_str())
+}
+
+/// Words whose stem may say they are one: "casa" and "case", "affitto" and "affitti",
+/// but not "capo" and "capito" (both "cap" in Italian): a short word's forms differ
+/// by one letter at most.
+pub(crate) fn lengths_close_for_stems(first: usize, second: usize) -> bool {
+    let limit = if first.min(second) <= 5 { 1 } else { 3 };
+    first.abs_diff(second) <= limit
 }
 
 /// The similarity of two spellings within the tolerated edits, else 0.

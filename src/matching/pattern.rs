@@ -71,8 +71,16 @@ impl Alternative {
 }
 
 /// A typo is tolerated only after the first two letters: "pichia" is "picchia", but
-/// "pacchi" (parcels) is not.
+/// "pacchi" (parcels) is not; and never in Arabic or Chinese.
 fn same_start(word: &str, wanted: &str) -> bool {
+    // Arabic words one letter apart are often other words ("يطردني" evicts me,
+    // "يطاردني" stalks me): no typo tolerance there, nor in Chinese.
+    if matches!(
+        super::script_of(wanted),
+        super::Script::Arabic | super::Script::Han
+    ) {
+        return false;
+    }
     let mut word = word.chars();
     let mut wanted = wanted.chars();
     (0..2).all(|_| word.next() == wanted.next())
