@@ -18,14 +18,30 @@ fn the_fixture_is_clean() {
 fn a_misspelt_step_gets_a_did_you_mean() {
     let broken = common::HOUSING.replace("next: fine", "next: fien");
     expect![[r#"
-        directory.yaml:3:32: warning: 3 texts have no 'en' translation (the first is here) (citizens who chose this language read the Italian text instead)
+        directory.yaml:9:12: warning: no source is written for the list of needs of organisation 'caritas-pioltello' (write where it was read and when: { value: ..., source: ..., checked: 2026-12-01 })
+        directory.yaml:10:24: warning: no source is written for the phone of organisation 'caritas-pioltello' (write where it was read and when: { value: ..., source: ..., checked: 2026-12-01 })
+        directory.yaml:12:38: warning: no source is written for the address of organisation 'caritas-pioltello' in pioltello (write where it was read and when: { value: ..., source: ..., checked: 2026-12-01 })
+        directory.yaml:12:59: warning: no source is written for the opening hours of organisation 'caritas-pioltello' in pioltello (write where it was read and when: { value: ..., source: ..., checked: 2026-12-01 })
+        directory.yaml:15:12: warning: no source is written for the list of needs of organisation 'sportello-segrate' (write where it was read and when: { value: ..., source: ..., checked: 2026-12-01 })
+        directory.yaml:16:37: warning: no source is written for the email of organisation 'sportello-segrate' (write where it was read and when: { value: ..., source: ..., checked: 2026-12-01 })
         directory.yaml:18:36: warning: the address of organisation 'sportello-segrate' in segrate is unknown (ask the organisation and write it here)
         directory.yaml:18:49: warning: the opening hours of organisation 'sportello-segrate' in segrate are unknown (ask the organisation and write them like { mon-fri: ["09:00-12:00"] })
-        flows/casa.yaml:5:10: warning: 8 texts have no 'en' translation (the first is here) (citizens who chose this language read the Italian text instead)
+        directory.yaml:21:12: warning: no source is written for the list of needs of organisation 'ufficio-di-piano' (write where it was read and when: { value: ..., source: ..., checked: 2026-12-01 })
+        directory.yaml:22:26: warning: no source is written for the website of organisation 'ufficio-di-piano' (write where it was read and when: { value: ..., source: ..., checked: 2026-12-01 })
+        flows/casa.yaml:5:10: warning: a text of step 'bisogno' has no 'en' translation (citizens who chose that language read the Italian text instead)
+        flows/casa.yaml:7:31: warning: a text of step 'bisogno' has no 'en' translation (citizens who chose that language read the Italian text instead)
+        flows/casa.yaml:8:32: warning: a text of step 'bisogno' has no 'en' translation (citizens who chose that language read the Italian text instead)
+        flows/casa.yaml:11:16: warning: a text of step 'dove' has no 'en' translation (citizens who chose that language read the Italian text instead)
+        flows/casa.yaml:17:10: warning: a text of step 'altro' has no 'en' translation (citizens who chose that language read the Italian text instead)
+        flows/casa.yaml:19:26: warning: a text of step 'altro' has no 'en' translation (citizens who chose that language read the Italian text instead)
+        flows/casa.yaml:20:26: warning: a text of step 'altro' has no 'en' translation (citizens who chose that language read the Italian text instead)
         flows/casa.yaml:20:46: error: unknown step 'fien' (did you mean 'fine'?)
         flows/casa.yaml:23:5: warning: step 'fine' is never reached (no choice, next or goto leads here: link it or remove it)
-        flows/emergenza.yaml:5:10: warning: 3 texts have no 'en' translation (the first is here) (citizens who chose this language read the Italian text instead)
-        flows/volontario.yaml:5:10: warning: 1 text has no 'en' translation (the first is here) (citizens who chose this language read the Italian text instead)
+        flows/casa.yaml:24:10: warning: a text of step 'fine' has no 'en' translation (citizens who chose that language read the Italian text instead)
+        flows/emergenza.yaml:5:10: warning: a text of step 'numeri' has no 'en' translation (citizens who chose that language read the Italian text instead)
+        flows/emergenza.yaml:7:31: warning: a text of step 'numeri' has no 'en' translation (citizens who chose that language read the Italian text instead)
+        flows/emergenza.yaml:8:28: warning: a text of step 'numeri' has no 'en' translation (citizens who chose that language read the Italian text instead)
+        flows/volontario.yaml:5:10: warning: a text of step 'passa' has no 'en' translation (citizens who chose that language read the Italian text instead)
     "#]]
     .assert_eq(&diagnostics_with(&[("flows/casa.yaml", &broken)]));
 }
@@ -48,22 +64,34 @@ steps:
     end: maybe
 "#;
     expect![[r#"
-        directory.yaml:3:32: warning: 3 texts have no 'en' translation (the first is here) (citizens who chose this language read the Italian text instead)
+        directory.yaml:9:12: warning: no source is written for the list of needs of organisation 'caritas-pioltello' (write where it was read and when: { value: ..., source: ..., checked: 2026-12-01 })
+        directory.yaml:10:24: warning: no source is written for the phone of organisation 'caritas-pioltello' (write where it was read and when: { value: ..., source: ..., checked: 2026-12-01 })
+        directory.yaml:12:38: warning: no source is written for the address of organisation 'caritas-pioltello' in pioltello (write where it was read and when: { value: ..., source: ..., checked: 2026-12-01 })
+        directory.yaml:12:59: warning: no source is written for the opening hours of organisation 'caritas-pioltello' in pioltello (write where it was read and when: { value: ..., source: ..., checked: 2026-12-01 })
+        directory.yaml:15:12: warning: no source is written for the list of needs of organisation 'sportello-segrate' (write where it was read and when: { value: ..., source: ..., checked: 2026-12-01 })
+        directory.yaml:16:37: warning: no source is written for the email of organisation 'sportello-segrate' (write where it was read and when: { value: ..., source: ..., checked: 2026-12-01 })
         directory.yaml:18:36: warning: the address of organisation 'sportello-segrate' in segrate is unknown (ask the organisation and write it here)
         directory.yaml:18:49: warning: the opening hours of organisation 'sportello-segrate' in segrate are unknown (ask the organisation and write them like { mon-fri: ["09:00-12:00"] })
+        directory.yaml:21:12: warning: no source is written for the list of needs of organisation 'ufficio-di-piano' (write where it was read and when: { value: ..., source: ..., checked: 2026-12-01 })
+        directory.yaml:22:26: warning: no source is written for the website of organisation 'ufficio-di-piano' (write where it was read and when: { value: ..., source: ..., checked: 2026-12-01 })
         flows/casa.yaml:4:5: error: step 'bisogno' has choices but no question (add `say:` with the question)
         flows/casa.yaml:5:5: error: unknown key `sai` in a step (did you mean 'say'?)
         flows/casa.yaml:7:31: error: the label has no Italian text (add `it: "..."`)
-        flows/casa.yaml:8:31: warning: 4 texts have no 'en' translation (the first is here) (citizens who chose this language read the Italian text instead)
+        flows/casa.yaml:8:31: warning: a text of step 'bisogno' has no 'en' translation (citizens who chose that language read the Italian text instead)
         flows/casa.yaml:9:9: error: unknown need 'casa.bolete' (use a need listed in directory.yaml)
+        flows/casa.yaml:9:32: warning: a text of step 'bisogno' has no 'en' translation (citizens who chose that language read the Italian text instead)
         flows/casa.yaml:9:52: error: 'bollette' matches both choice 'affitto' and choice 'bollette' of step 'bisogno' (keep it in one choice only, so the bot knows what the citizen means)
         flows/casa.yaml:10:5: error: step 'dove' has no way forward (add `next:` with the following step, or `end: true` to close the conversation)
         flows/casa.yaml:11:16: error: unknown variable '{nome}' (a variable is set by a choice's `set:` or an `ask`'s `save:`)
+        flows/casa.yaml:11:16: warning: a text of step 'dove' has no 'en' translation (citizens who chose that language read the Italian text instead)
         flows/casa.yaml:12:5: error: there are two steps called 'dove' in flow 'casa' (give each step its own id)
         flows/casa.yaml:12:5: error: step 'dove' has no way forward (add `next:` with the following step, or `end: true` to close the conversation)
+        flows/casa.yaml:13:10: warning: a text of step 'dove' has no 'en' translation (citizens who chose that language read the Italian text instead)
         flows/casa.yaml:14:10: error: end should be `true` (remove `end:` if the step does not close the conversation)
-        flows/emergenza.yaml:5:10: warning: 3 texts have no 'en' translation (the first is here) (citizens who chose this language read the Italian text instead)
-        flows/volontario.yaml:5:10: warning: 1 text has no 'en' translation (the first is here) (citizens who chose this language read the Italian text instead)
+        flows/emergenza.yaml:5:10: warning: a text of step 'numeri' has no 'en' translation (citizens who chose that language read the Italian text instead)
+        flows/emergenza.yaml:7:31: warning: a text of step 'numeri' has no 'en' translation (citizens who chose that language read the Italian text instead)
+        flows/emergenza.yaml:8:28: warning: a text of step 'numeri' has no 'en' translation (citizens who chose that language read the Italian text instead)
+        flows/volontario.yaml:5:10: warning: a text of step 'passa' has no 'en' translation (citizens who chose that language read the Italian text instead)
     "#]]
     .assert_eq(&diagnostics_with(&[("flows/casa.yaml", broken)]));
 }
@@ -114,7 +142,8 @@ organisations:
     for wanted in [
         "error: unknown need 'casa.afitto' (did you mean 'casa.affitto'?)",
         "error: unknown place 'pioltelo' (did you mean 'pioltello'?)",
-        "warning: organisation 'sportello' has no phone, email or website",
+        "warning: organisation 'sportello' has no phone, email, website or address: citizens cannot reach it",
+        "warning: no source is written for the list of needs of organisation 'sportello'",
         "warning: the address of organisation 'sportello' in pioltelo is unknown",
     ] {
         assert!(text.contains(wanted), "missing {wanted:?} in:\n{text}");

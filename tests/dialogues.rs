@@ -80,24 +80,43 @@ fn the_menu_covers_every_area_and_the_network_is_complete() {
             "no organisation {organisation}"
         );
     }
-    // Nobody told us an address, a phone or an opening hour: none may be invented.
+    // Nothing is invented: every phone, email, address, opening hour and service known
+    // says where it was read and when (DISTRICT.md, "Public facts found so far").
     for organisation in &bundle.directory.organisations {
-        assert_eq!(
-            organisation.contacts.phone, None,
-            "{} has a phone: where from?",
-            organisation.id
-        );
-        for location in &organisation.locations {
-            assert_eq!(
-                location.address, None,
-                "{} has an address: where from?",
-                organisation.id
+        for fact in &organisation.facts {
+            assert!(
+                fact.source.is_some() && fact.checked.is_some(),
+                "{} has no source or date",
+                fact.what
             );
-            assert_eq!(
-                location.hours, None,
-                "{} has hours: where from?",
-                organisation.id
-            );
+        }
+    }
+    let vimodrone = bundle
+        .directory
+        .organisation("servizi-sociali-vimodrone")
+        .unwrap();
+    assert_eq!(
+        vimodrone.contacts.email.as_deref(),
+        Some("servizisociali@comune.vimodrone.milano.it")
+    );
+    assert!(vimodrone.locations[0].hours.is_some());
+    // Every need a citizen can choose has somewhere to go.
+    for flow in &bundle.flows {
+        for step in &flow.steps {
+            if let sportello::dialogue::Action::Choices { choices, .. } = &step.action {
+                for choice in choices {
+                    for (name, value) in &choice.set {
+                        if name == "need" {
+                            assert!(
+                                bundle.directory.offers(value, None),
+                                "nobody offers {value} ({}.{})",
+                                flow.id,
+                                step.id
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -251,7 +251,7 @@ fn free_text_that_matches_nothing_is_asked_again_then_a_person_is_offered() {
               3) Torna al menu
               4) Parla con una persona
             > boh
-            Non ho capito. Scegli un pulsante o scrivi il numero.
+            Sono qui per aiutarti. Tocca un pulsante o scrivi il numero. Se preferisci, premi «Parla con una persona».
             Che aiuto cerchi per la casa?
               1) Affitto
               2) Bollette
@@ -266,7 +266,8 @@ fn free_text_that_matches_nothing_is_asked_again_then_a_person_is_offered() {
 }
 
 #[test]
-fn two_close_answers_become_two_buttons() {
+/// Two needs in one message: the first named now, the second offered at "anything else?".
+fn two_needs_in_one_message_the_second_is_offered_after_the_first() {
     check(
         "/start
          1
@@ -292,18 +293,31 @@ fn two_close_answers_become_two_buttons() {
               3) Torna al menu
               4) Parla con una persona
             > sfratto e bollette
-            Intendi una di queste?
-              1) Affitto
-              2) Bollette
-              3) Torna al menu
-              4) Parla con una persona
-            > 2
             In che comune abiti?
               1) Pioltello
               2) Segrate
               3) Torna al menu
               4) Parla con una persona
               📍 /posizione LAT LON
+            > 2
+            Ecco dove puoi trovare aiuto vicino a te:
+
+            • Sportello casa Segrate
+              📍 Segrate, indirizzo da confermare
+              🕘 orari da confermare
+              ✉️ casa@example.org
+
+            Per tutto il distretto:
+
+            • Ufficio di Piano
+              🌐 https://example.org
+            Mi avevi scritto anche di «Bollette». Vuoi vedere anche questo?
+
+            Posso aiutarti in altro?
+              1) Bollette
+              2) Sì
+              3) No, grazie
+              4) Parla con una persona
         "#]],
     );
 }
@@ -616,4 +630,70 @@ fn state_round_trips_through_json() {
     let json = serde_json::to_string(&conversation.state).unwrap();
     let back: sportello::engine::State = serde_json::from_str(&json).unwrap();
     assert_eq!(back, conversation.state);
+}
+
+/// Regression: a second "Intendi una di queste?" showed a button with no label when one
+/// of the two choices was not among the buttons of the first question.
+#[test]
+fn a_second_did_you_mean_labels_every_button() {
+    let housing = r#"
+flow: casa
+steps:
+  - id: bisogno
+    say: "Che aiuto cerchi per la casa?"
+    choices:
+      - { id: affitto_casa, label: "Affitto casa", set: { need: casa.affitto }, next: fine }
+      - { id: affitto_negozio, label: "Affitto negozio", set: { need: casa.affitto }, next: fine }
+      - { id: casa_popolare, label: "Casa popolare", set: { need: casa.affitto }, next: fine }
+  - id: dove
+    ask_place: "In che comune abiti?"
+    next: fine
+  - id: fine
+    say: "Grazie, a presto!"
+    end: true
+"#;
+    let (bundle, diagnostics) = common::load_with(&[("flows/casa.yaml", housing)]);
+    assert!(diagnostics.iter().all(|d| !d.is_error()), "{diagnostics:?}");
+    check_at(
+        &bundle,
+        rome(2026, 3, 17, 10, 0),
+        None,
+        "/start
+         1
+         1
+         affitto
+         casa",
+        expect![[r#"
+            > /start
+            Informativa privacy: i tuoi dati restano qui.
+
+            Sei d'accordo?
+              1) Sì, accetto
+              2) No
+            > 1
+            Di cosa hai bisogno?
+              1) Casa
+              2) Cibo e spesa
+              3) Parla con una persona
+            > 1
+            Che aiuto cerchi per la casa?
+              1) Affitto casa
+              2) Affitto negozio
+              3) Casa popolare
+              4) Torna al menu
+              5) Parla con una persona
+            > affitto
+            Intendi una di queste?
+              1) Affitto casa
+              2) Affitto negozio
+              3) Torna al menu
+              4) Parla con una persona
+            > casa
+            Intendi una di queste?
+              1) Affitto casa
+              2) Casa popolare
+              3) Torna al menu
+              4) Parla con una persona
+        "#]],
+    );
 }

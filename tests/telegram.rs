@@ -173,7 +173,7 @@ async fn a_whole_orientation_with_a_typo_buttons_and_a_shared_location() {
     assert!(
         suggestions
             .text
-            .contains("Servizi Sociali del Comune di Pioltello"),
+            .contains("Comune di Pioltello - Sportello di Accoglienza Sociale"),
         "{suggestions:?}"
     );
     assert!(

@@ -558,13 +558,13 @@ fn needs_and_variables(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
             if fact.source.is_none() {
                 sink.warning_hint(
                     fact.span,
-                    format!("{} has no source", fact.what),
+                    format!("no source is written for {}", fact.what),
                     "write where it was read and when: { value: ..., source: ..., checked: 2026-12-01 }",
                 );
             } else if fact.checked.is_none() {
                 sink.warning_hint(
                     fact.span,
-                    format!("{} has no `checked:` date", fact.what),
+                    format!("no `checked:` date is written for {}", fact.what),
                     "write the day it was read or confirmed, like checked: 2026-12-01",
                 );
             }

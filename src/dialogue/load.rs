@@ -1260,7 +1260,7 @@ fn parse_organisation(
     if !needs.is_empty() {
         let (source, checked) = provenance(sink, &fields, context);
         facts.push(Fact {
-            what: format!("the needs of {what}"),
+            what: format!("the list of needs of {what}"),
             source,
             checked,
             span: fields.get("needs").map_or(node.span, |node| node.span),

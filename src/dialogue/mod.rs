@@ -57,7 +57,9 @@ impl Bundle {
         self.flow(flow)?.step(step)
     }
 
-    pub(crate) fn index(&mut self) {
+    /// Prepares every choice's and intent's phrases for matching (after the checks: the
+    /// checker clones the bundle, and the index is its largest part).
+    pub(crate) fn build_matching_index(&mut self) {
         let mut index = Index::default();
         for intent in &mut self.bot.intents {
             intent.phrase_set = index.add(&intent.phrases);
@@ -72,6 +74,9 @@ impl Bundle {
             }
         }
         self.index = index;
+    }
+
+    pub(crate) fn index(&mut self) {
         self.flow_index = self
             .flows
             .iter()
@@ -105,6 +110,7 @@ pub fn load_from(
     let mut bundle = load::parse_all(dir, sources, &mut diagnostics);
     bundle.index();
     check::check(&mut bundle, &mut diagnostics);
+    bundle.build_matching_index();
     diagnostics.sort_by(|a, b| (&a.file, a.span, a.severity).cmp(&(&b.file, b.span, b.severity)));
     diagnostics.dedup();
     (bundle, diagnostics)

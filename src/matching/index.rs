@@ -94,26 +94,39 @@ impl std::fmt::Debug for Index {
 
 /// Every spelling of `word` with `depth` letters or fewer deleted (the word itself too).
 fn deletions(word: &str, depth: usize, out: &mut Vec<String>) {
+    let characters: Vec<char> = word.chars().collect();
     out.push(word.to_string());
-    let mut frontier = vec![word.to_string()];
-    for _ in 0..depth {
-        let mut next = Vec::new();
-        for spelling in &frontier {
+    let mut one: Vec<String> = Vec::with_capacity(characters.len());
+    for skip in 0..characters.len() {
+        let variant: String = characters
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| *index != skip)
+            .map(|(_, c)| *c)
+            .collect();
+        if !one.contains(&variant) {
+            one.push(variant);
+        }
+    }
+    if depth >= 2 {
+        let mut two: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for spelling in &one {
             let characters: Vec<char> = spelling.chars().collect();
             for skip in 0..characters.len() {
-                let variant: String = characters
-                    .iter()
-                    .enumerate()
-                    .filter(|(index, _)| *index != skip)
-                    .map(|(_, c)| *c)
-                    .collect();
-                if !out.contains(&variant) {
-                    out.push(variant.clone());
-                    next.push(variant);
-                }
+                two.insert(
+                    characters
+                        .iter()
+                        .enumerate()
+                        .filter(|(index, _)| *index != skip)
+                        .map(|(_, c)| *c)
+                        .collect(),
+                );
             }
         }
-        frontier = next;
+        out.extend(one);
+        out.extend(two);
+    } else if depth == 1 {
+        out.extend(one);
     }
 }
 
@@ -222,9 +235,7 @@ impl Index {
                 };
                 for &id in stems.get(stem).into_iter().flatten() {
                     let entry = &self.entries[id as usize];
-                    if entry.chars >= 4
-                        && super::lengths_close_for_stems(entry.chars, word.chars)
-                    {
+                    if entry.chars >= 4 && super::lengths_close_for_stems(entry.chars, word.chars) {
                         note(id, 1.0, position);
                     }
                 }

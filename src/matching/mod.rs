@@ -89,6 +89,10 @@ pub fn normalise(text: &str) -> String {
 /// A letter written three times or more in a row is written once: "aiutooo" is
 /// "aiuto", "nooo" is "no"; a true double ("affitto") stays.
 fn collapse_tripled(text: String) -> String {
+    let bytes = text.as_bytes();
+    if !bytes.windows(3).any(|w| w[0] == w[1] && w[1] == w[2]) && text.is_ascii() {
+        return text;
+    }
     let characters: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut index = 0;

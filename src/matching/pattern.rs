@@ -6,12 +6,14 @@
 //! - `picchi*` for any ending ("picchia", "picchiato", "picchiano"), `*ضرب` for any
 //!   beginning (Arabic writes "and", "the", "he" on the front of a word), `*ضرب*` for
 //!   either;
-//! - `mi|ci|ti` for alternatives of one word.
+//! - `mi|ci|ti` for alternatives of one word;
+//! - `el?` for a word that may be missing ("tira el? pelo").
 //!
 //! Unlike the need matcher every word counts, function words too ("mi taglio" is not
-//! "taglio"), and a word of six letters or more tolerates one typo ("suicdio"), a `*`
-//! stem of five letters or more one typo in the stem ("pichia"). Texts and patterns are
-//! normalised alike ([`super::tokens`]: no accents, Arabic letter variants unified,
+//! "taglio"), and a word of nine letters or more tolerates one typo ("uccidermi"), a `*`
+//! stem of five letters or more one typo in the stem ("pichia"). Shorter whole words
+//! must be exact: one letter apart, verbs are other words ("sposarlo", "spostarlo").
+//! Texts and patterns are normalised alike ([`super::tokens`]: no accents, Arabic letter variants unified,
 //! Chinese read character by character, "nn" read as "non").
 //!
 //! Pure: a pattern set is built once at load time and then only read.
@@ -42,10 +44,28 @@ impl Alternative {
     }
 
     fn matches(&self, word: &str, word_chars: usize) -> bool {
+        if self.matches_as_written(word, word_chars) {
+            return true;
+        }
+        // Arabic writes "and", "the", "with", "for" on the front of a word: "والموتور" is
+        // "and the engine". A word of the pattern is also found behind those.
+        if matches!(self, Alternative::Exact(..) | Alternative::Prefix(..))
+            && super::script_of(word) == super::Script::Arabic
+        {
+            return ARABIC_PROCLITICS.iter().any(|clitic| {
+                word.strip_prefix(clitic).is_some_and(|rest| {
+                    !rest.is_empty() && self.matches_as_written(rest, rest.chars().count())
+                })
+            });
+        }
+        false
+    }
+
+    fn matches_as_written(&self, word: &str, word_chars: usize) -> bool {
         match self {
             Alternative::Exact(text, chars) => {
                 word == text
-                    || (*chars >= 6
+                    || (*chars >= 9
                         && word_chars.abs_diff(*chars) <= 1
                         && same_start(word, text)
                         && strsim::osa_distance(word, text) <= 1)
@@ -70,6 +90,11 @@ impl Alternative {
     }
 }
 
+/// What Arabic writes on the front of a word, longest first (normalised: no hamza).
+const ARABIC_PROCLITICS: &[&str] = &[
+    "وال", "فال", "بال", "كال", "ولل", "وب", "ول", "وك", "ال", "لل", "و", "ف", "ب", "ل", "ك",
+];
+
 /// A typo is tolerated only after the first two letters: "pichia" is "picchia", but
 /// "pacchi" (parcels) is not; and never in Arabic or Chinese.
 fn same_start(word: &str, wanted: &str) -> bool {
@@ -91,6 +116,8 @@ fn same_start(word: &str, wanted: &str) -> bool {
 pub struct Pattern {
     pub source: String,
     words: Vec<Vec<Alternative>>,
+    /// Words written with a final `?` may be missing ("tira el? pelo").
+    optional: Vec<bool>,
 }
 
 /// Why a pattern cannot be read.
@@ -103,7 +130,20 @@ pub struct PatternError {
 impl Pattern {
     pub fn parse(source: &str) -> Result<Pattern, PatternError> {
         let mut words: Vec<Vec<Alternative>> = Vec::new();
-        for raw in source.split_whitespace() {
+        let mut optional: Vec<bool> = Vec::new();
+        for written in source.split_whitespace() {
+            let maybe = written.len() > 1 && written.ends_with('?');
+            let raw = if maybe {
+                &written[..written.len() - 1]
+            } else {
+                written
+            };
+            if maybe && words.is_empty() {
+                return Err(PatternError {
+                    message: format!("the pattern starts with the optional word '{written}'"),
+                    hint: "a `?` marks a word that may be missing, after the first word: write it without `?` or move it".into(),
+                });
+            }
             if raw.split('|').any(|part| part.trim_matches('*').is_empty()) {
                 return Err(PatternError {
                     message: format!("'{raw}' has an empty word"),
@@ -162,7 +202,9 @@ impl Pattern {
             }
             if extra_words.is_empty() {
                 words.push(alternatives);
+                optional.push(maybe);
             } else {
+                optional.extend(std::iter::repeat_n(maybe, extra_words.len()));
                 words.extend(extra_words);
             }
         }
@@ -175,6 +217,7 @@ impl Pattern {
         Ok(Pattern {
             source: source.to_string(),
             words,
+            optional,
         })
     }
 
@@ -205,6 +248,9 @@ impl Pattern {
             {
                 return Some(end);
             }
+        }
+        if self.optional.get(next).copied().unwrap_or(false) {
+            return self.rest(words, next + 1, at);
         }
         None
     }
@@ -304,7 +350,17 @@ impl PatternSet {
             if first != key {
                 candidates.extend(self.by_start.get(&first).into_iter().flatten());
             }
+            if super::script_of(word) == super::Script::Arabic {
+                for clitic in ARABIC_PROCLITICS {
+                    if let Some(rest) = word.strip_prefix(clitic) {
+                        candidates
+                            .extend(self.by_start.get(&start_key(rest)).into_iter().flatten());
+                    }
+                }
+            }
             candidates.extend(&self.anywhere);
+            candidates.sort_unstable();
+            candidates.dedup();
             for &index in &candidates {
                 if let Some((from, to)) = self.patterns[index].find(&text.words, start) {
                     found.push((index, from, to));
@@ -349,14 +405,19 @@ mod tests {
             &["farla|falla|faccio finita"],
             "stanotte la faccio finita"
         ));
-        assert!(finds(&["suicidio"], "penso al suicdio"));
+        assert!(finds(&["ammazzarmi"], "penso di amazzarmi"));
+        assert!(!finds(&["sposarlo"], "posso spostarlo"));
         assert!(!finds(&["mi taglio"], "taglio i capelli"));
         assert!(finds(&["non ce la faccio piu"], "nn ce la faccio più"));
+        assert!(finds(&["tira el? pelo"], "me tira el pelo"));
+        assert!(finds(&["tira el? pelo"], "me tira pelo"));
+        assert!(!finds(&["tira el? pelo"], "me tira"));
     }
 
     #[test]
     fn other_scripts() {
         assert!(finds(&["*ضرب*"], "زوجي يضربني كل يوم"));
+        assert!(finds(&["الموتور شغال"], "قاعد في العربية والموتور شغال"));
         assert!(finds(&["мене б'є"], "чоловік мене бʼє"));
         assert!(finds(&["想死"], "我想死"));
         assert!(!finds(&["想死"], "我想吃饭"));
@@ -379,5 +440,6 @@ mod tests {
         assert!(Pattern::parse("a*").is_err());
         assert!(Pattern::parse("mi|ci ha picchiato|mani addosso").is_ok());
         assert!(Pattern::parse("c'è|mani").is_err());
+        assert!(Pattern::parse("el? pelo").is_err());
     }
 }
