@@ -284,6 +284,7 @@ fn parse_bot(sink: &mut Sink, tree: &Node) -> Bot {
             "volunteers",
             "messages",
             "facts_max_age_days",
+            "history",
         ],
     ) else {
         return bot;
@@ -347,6 +348,16 @@ fn parse_bot(sink: &mut Sink, tree: &Node) -> Bot {
             if let Some(intent) = parse_intent(sink, item) {
                 bot.intents.push(intent);
             }
+        }
+    }
+    if let Some(node) = top.get("history")
+        && let Some(history) = fields(sink, node, "history", &["past", "safe_now"])
+    {
+        if let Some(node) = history.get("past") {
+            bot.history.past = patterns(sink, node, "past").0;
+        }
+        if let Some(node) = history.get("safe_now") {
+            bot.history.safe_now = patterns(sink, node, "safe_now").0;
         }
     }
     if let Some(node) = top.get("emergencies") {
@@ -464,7 +475,7 @@ fn parse_emergency(sink: &mut Sink, node: &Node) -> Option<EmergencyGroup> {
         sink,
         node,
         "an emergency group",
-        &["id", "need", "goto", "patterns", "except"],
+        &["id", "need", "goto", "patterns", "except", "past_cancels"],
     )?;
     let id_node = fields.require(sink, "id", "the emergency group")?;
     let id = read::identifier(sink, id_node, "the emergency id", false)?;
@@ -485,6 +496,13 @@ fn parse_emergency(sink: &mut Sink, node: &Node) -> Option<EmergencyGroup> {
         .get("except")
         .map(|node| patterns(sink, node, "except"))
         .unwrap_or_default();
+    let past_cancels = match fields.get("past_cancels") {
+        Some(node) => node.as_bool().unwrap_or_else(|| {
+            sink.error(node.span, "past_cancels should be true or false");
+            false
+        }),
+        None => false,
+    };
     Some(EmergencyGroup {
         id,
         need,
@@ -492,6 +510,7 @@ fn parse_emergency(sink: &mut Sink, node: &Node) -> Option<EmergencyGroup> {
         patterns: group_patterns,
         except,
         pattern_langs,
+        past_cancels,
         span: node.span,
     })
 }

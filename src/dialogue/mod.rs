@@ -132,6 +132,8 @@ pub struct Bot {
     pub emergencies: Vec<EmergencyGroup>,
     /// Facts in directory.yaml checked longer ago than this are reported by `check`.
     pub facts_max_age_days: u32,
+    /// How a danger told as a thing of the past reads (`history:`).
+    pub history: History,
     /// Where "talk to a person" leads: the flow `volontario` unless bot.yaml says otherwise.
     pub human: Target,
     pub volunteer_hours: Schedule,
@@ -150,6 +152,7 @@ impl Default for Bot {
             intents: Vec::new(),
             emergencies: Vec::new(),
             facts_max_age_days: 365,
+            history: History::default(),
             human: Target::default(),
             volunteer_hours: Schedule::default(),
             wait_before_reminder_minutes: 10,
@@ -180,9 +183,14 @@ impl Bot {
             return None;
         }
         let exceptions = self.exceptions(&text);
-        self.emergencies
-            .iter()
-            .find(|group| !group.explain_outside(&text, &exceptions).is_empty())
+        let past = !self.history.past.is_empty() && !self.history.past.find_all(&text).is_empty();
+        let safe_now = past
+            && !self.history.safe_now.is_empty()
+            && !self.history.safe_now.find_all(&text).is_empty();
+        self.emergencies.iter().find(|group| {
+            let told_as_history = past && (group.past_cancels || safe_now);
+            !told_as_history && !group.explain_outside(&text, &exceptions).is_empty()
+        })
     }
 
     /// Where the text holds an exception of any group ("mi ammazzo di lavoro" is no
@@ -209,6 +217,17 @@ pub struct Intent {
     pub span: Span,
 }
 
+/// Danger told as history ("due anni fa ho avuto un infarto, ora chiedo l'invalidità",
+/// "anni fa il mio ex mi picchiava, ora sto bene e vorrei fare volontariato"): a
+/// message with a `past` phrase is no alarm for the groups marked `past_cancels`
+/// (an illness one had), and for the others only when it also says the danger is over
+/// (`safe_now`): "anni fa mi picchiava e ora è tornato" stays an alarm.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    pub past: PatternSet,
+    pub safe_now: PatternSet,
+}
+
 /// A kind of danger (violence, self-harm, a child, a medical emergency): the patterns
 /// that reveal it, in every language, the exceptions that do not ("la violenza in tv"),
 /// and the step that gives its numbers.
@@ -224,6 +243,8 @@ pub struct EmergencyGroup {
     pub except: PatternSet,
     /// The languages the patterns are written for, as written.
     pub pattern_langs: Vec<(String, Span)>,
+    /// A `history: past` phrase alone makes the message no alarm for this group.
+    pub past_cancels: bool,
     pub span: Span,
 }
 

@@ -17,8 +17,15 @@ pub struct Detected {
     pub by_script: bool,
 }
 
-/// The language of `text`, when the text says it clearly enough.
+/// The language of `text`, when the text says it clearly enough. Arabic-script text with
+/// the letters of Urdu or Persian (پ چ ژ گ ٹ ڈ ڑ ں ے) is not taken for Arabic.
 pub fn detect(text: &str) -> Option<Detected> {
+    if text
+        .chars()
+        .any(|c| matches!(c, 'پ' | 'چ' | 'ژ' | 'گ' | 'ٹ' | 'ڈ' | 'ڑ' | 'ں' | 'ے'))
+    {
+        return None;
+    }
     let mut counts = [0usize; 4];
     let mut ukrainian = 0usize;
     let mut russian = 0usize;
@@ -77,10 +84,42 @@ pub fn detect(text: &str) -> Option<Detected> {
     }
 }
 
-/// A Latin-script language, from the statistical identifier.
+/// whatlang's confidence under which a Latin-script guess is not acted on (see the
+/// measurement in Cargo.toml).
+const LATIN_CONFIDENCE: f64 = 0.5;
+/// Fewer words than this say too little of their language.
+const LATIN_MIN_WORDS: usize = 3;
+
+/// A Latin-script language, from the statistical identifier, among those the bot reads.
 fn latin(text: &str) -> Option<Detected> {
-    let _ = text;
-    None
+    if text.split_whitespace().count() < LATIN_MIN_WORDS {
+        return None;
+    }
+    static DETECTOR: std::sync::OnceLock<whatlang::Detector> = std::sync::OnceLock::new();
+    let detector = DETECTOR.get_or_init(|| {
+        whatlang::Detector::with_allowlist(vec![
+            whatlang::Lang::Ita,
+            whatlang::Lang::Eng,
+            whatlang::Lang::Spa,
+            whatlang::Lang::Fra,
+            whatlang::Lang::Ron,
+        ])
+    });
+    let info = detector
+        .detect(text)
+        .filter(|info| info.confidence() >= LATIN_CONFIDENCE)?;
+    let lang = match info.lang() {
+        whatlang::Lang::Ita => Lang::It,
+        whatlang::Lang::Eng => Lang::En,
+        whatlang::Lang::Spa => Lang::Es,
+        whatlang::Lang::Fra => Lang::Fr,
+        whatlang::Lang::Ron => Lang::Ro,
+        _ => return None,
+    };
+    Some(Detected {
+        lang,
+        by_script: false,
+    })
 }
 
 #[cfg(test)]
@@ -104,5 +143,14 @@ mod tests {
         assert_eq!(detect("我需要帮助").map(|d| d.lang), Some(Lang::Zh));
         assert_eq!(detect("🙏🙏"), None);
         assert_eq!(detect("SPID"), None);
+        assert_eq!(
+            detect("Hola, necesito ayuda con el alquiler de mi casa por favor").map(|d| d.lang),
+            Some(Lang::Es)
+        );
+        assert_eq!(
+            detect("Bonjour, je cherche un logement pour ma famille").map(|d| d.lang),
+            Some(Lang::Fr)
+        );
+        assert_eq!(detect("ok grazie").map(|d| d.lang), None);
     }
 }
