@@ -1,5 +1,6 @@
 //! Engine and loader speed over the real `dialogues/`:
-//! `cargo bench --bench engine` (figures in target/criterion).
+//! `cargo bench --bench engine` (figures in target/criterion). The first four steps
+//! are those measured since the engine was written, to compare before and after.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -54,7 +55,36 @@ fn engine_step(c: &mut Criterion) {
             &at_menu.state,
             "boh non lo so proprio",
         ),
+        (
+            "engine_step_danger_in_a_sentence",
+            &at_menu.state,
+            "mio marito quando beve mi mette le mani addosso",
+        ),
+        (
+            "engine_step_arabic_at_menu",
+            &at_menu.state,
+            "أحتاج مساعدة في الإيجار، صاحب البيت يريد طردي",
+        ),
+        (
+            "engine_step_two_needs_and_a_place",
+            &at_menu.state,
+            "mi serve lo spid e anche aiuto per le bollette, abito a Segrate",
+        ),
     ];
+    let long = format!(
+        "{}e poi quando beve mi picchia",
+        "scrivo per l'affitto e le bollette, siamo in difficoltà da mesi. ".repeat(160)
+    );
+    c.bench_function("engine_step_danger_after_10000_characters", |b| {
+        b.iter(|| {
+            engine::step(
+                &bundle,
+                black_box(at_menu.state.clone()),
+                Input::Text(black_box(&long).clone()),
+                now,
+            )
+        })
+    });
     for (name, state, text) in cases {
         c.bench_function(name, |b| {
             b.iter(|| {

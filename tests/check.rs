@@ -198,3 +198,53 @@ conversation:
     );
     assert!(text.contains("expected: a suggestion of 'caritas-pioltello' (suggested: sportello-segrate, ufficio-di-piano)"), "{text}");
 }
+
+/// Facts read long ago are reported against the day given, and facts with no source
+/// and organisations nobody can reach are reported too.
+#[test]
+fn old_facts_unsourced_facts_and_unreachable_organisations_are_reported() {
+    let directory = r#"
+sources:
+  - { id: giornale, title: "Il giornale locale", checked: 2024-01-10 }
+needs:
+  - { id: casa.affitto, label: "Affitto" }
+  - { id: poverta.bollette, label: "Bollette" }
+  - { id: poverta.cibo, label: "Cibo" }
+organisations:
+  - id: caritas-pioltello
+    name: "Caritas di Pioltello"
+    needs: [poverta.cibo, poverta.bollette, casa.affitto]
+    source: giornale
+    contacts:
+      phone: { value: "02 000", source: giornale }
+      email: "caritas@example.org"
+    locations:
+      - { place: pioltello, address: null, hours: null }
+  - id: nessuno
+    name: "Nessun contatto"
+    needs: [poverta.cibo]
+    source: giornale
+    contacts: { phone: null }
+"#;
+    let (bundle, diagnostics) = common::load_with(&[("directory.yaml", directory)]);
+    let text: String = diagnostics
+        .iter()
+        .chain(&sportello::dialogue::stale_facts(
+            &bundle,
+            chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+        ))
+        .map(|d| format!("{d}\n"))
+        .collect();
+    for wanted in [
+        "warning: the phone of organisation 'caritas-pioltello' was checked 1056 days ago (2024-01-10)",
+        "warning: no source is written for the email of organisation 'caritas-pioltello'",
+        "warning: organisation 'nessuno' has no phone, email, website or address: citizens cannot reach it",
+    ] {
+        assert!(text.contains(wanted), "missing {wanted:?} in:\n{text}");
+    }
+    let fresh = sportello::dialogue::stale_facts(
+        &bundle,
+        chrono::NaiveDate::from_ymd_opt(2024, 6, 1).unwrap(),
+    );
+    assert!(fresh.is_empty(), "{fresh:?}");
+}

@@ -697,3 +697,45 @@ steps:
         "#]],
     );
 }
+
+/// A need nobody offers: said before the comune is asked, with a person offered.
+#[test]
+fn a_need_nobody_offers_is_said_before_asking_the_comune() {
+    let directory = common::DIRECTORY.replace(
+        "needs: [poverta.cibo, poverta.bollette]",
+        "needs: [poverta.bollette]",
+    );
+    let (bundle, diagnostics) = common::load_with(&[("directory.yaml", &directory)]);
+    assert!(diagnostics.iter().all(|d| !d.is_error()), "{diagnostics:?}");
+    assert!(
+        diagnostics
+            .iter()
+            .any(|d| d.message == "no organisation offers 'poverta.cibo'"),
+        "{diagnostics:?}"
+    );
+    check_at(
+        &bundle,
+        rome(2026, 3, 17, 10, 0),
+        None,
+        "/start
+         1
+         2",
+        expect![[r#"
+            > /start
+            Informativa privacy: i tuoi dati restano qui.
+
+            Sei d'accordo?
+              1) Sì, accetto
+              2) No
+            > 1
+            Di cosa hai bisogno?
+              1) Casa
+              2) Cibo e spesa
+              3) Parla con una persona
+            > 2
+            Per questo non conosco ancora un posto nel distretto. Un volontario può aiutarti a trovare la strada giusta.
+              1) Parla con una persona
+              2) Torna al menu
+        "#]],
+    );
+}

@@ -1,11 +1,13 @@
 //! What the bot understands of messages written as people write them, measured on the
 //! labelled sets of `tests/data/` with the real dialogues:
 //!
-//! - `danger_dev.tsv`, `danger_dev2.tsv` and `danger_holdout.tsv`: danger (violence, self-harm, children,
+//! - `danger_dev.tsv` (Italian), `danger_dev2.tsv` (seven other languages) and
+//!   `danger_holdout.tsv`, `danger_holdout2.tsv`: danger (violence, self-harm, children,
 //!   medical) and ordinary messages in eight languages. Each is sent as a citizen's
 //!   first message; danger must be answered at once with that danger's numbers.
-//! - `evaluation.tsv`: messages for the twelve areas in six languages, sent at the menu;
-//!   each must reach its area (emergencies: the numbers in the first reply).
+//! - `evaluation.tsv` (it, en, es) and `evaluation2.tsv` (ar, fr, uk): messages for the
+//!   twelve areas, sent at the menu, each marked `dev` or `holdout`; each must reach its
+//!   area (emergencies: the numbers in the first reply).
 //!
 //! The sets were written by people who had not seen the bot's rules. The `holdout`
 //! lines are never used to tune them: their failures are counted, never printed, so
@@ -21,7 +23,10 @@ use sportello::engine::{Input, Output};
 
 /// The labelled sets the danger patterns are written against, in the order they were
 /// written; each was first measured unseen (see the figures in the git log).
-const DANGER_TUNING_SETS: &[&str] = &["danger_dev.tsv", "danger_dev2.tsv", "danger_dev3.tsv"];
+const DANGER_TUNING_SETS: &[&str] = &["danger_dev.tsv", "danger_dev2.tsv"];
+/// Never tuned on.
+const DANGER_HOLDOUT_SETS: &[&str] = &["danger_holdout.tsv", "danger_holdout2.tsv"];
+const AREA_SETS: &[&str] = &["evaluation.tsv", "evaluation2.tsv"];
 const RECALL_TARGET: f64 = 0.98;
 const PRECISION_TARGET: f64 = 0.95;
 const AREA_TARGET: f64 = 0.95;
@@ -176,7 +181,10 @@ fn danger_is_never_missed_and_ordinary_messages_are_not_alarms() {
         );
         dev.add(counts);
     }
-    let holdout = danger_counts(&bundle, "danger_holdout.tsv");
+    let mut holdout = Counts::default();
+    for file in DANGER_HOLDOUT_SETS {
+        holdout.add(danger_counts(&bundle, file));
+    }
     for missed in &dev.missed {
         println!("missed (dev): {missed}");
     }
@@ -241,7 +249,7 @@ fn area_counts(bundle: &Bundle, split: &str, phone: Option<&str>) -> AreaCounts 
         emergencies_first: 0,
         wrong: Vec::new(),
     };
-    for row in rows("evaluation.tsv", 4) {
+    for row in AREA_SETS.iter().flat_map(|file| rows(file, 4)) {
         if row[0] != split {
             continue;
         }

@@ -821,8 +821,25 @@ impl Matrix {
                 else {
                     return Delivered::Done;
                 };
-                // Not claimed yet: the case room's transcript will carry it.
+                // Not claimed yet: the case room's transcript will carry it; danger is
+                // told to the coordination room at once (the number of the case only).
                 let Some(room) = self.case_room(&case) else {
+                    if let Some(kind) = alert
+                        && let Some(coordination) = self.client.get_room(&self.coordination)
+                    {
+                        let text = format!(
+                            "⚠️ Caso {}: il cittadino ha scritto parole di pericolo ({kind}). Il bot gli ha dato i numeri di emergenza. Il caso aspetta ancora un volontario.",
+                            case.case
+                        );
+                        self.case_notice(
+                            case.case,
+                            "card",
+                            &coordination,
+                            &text,
+                            format!("{txn_id}-alert"),
+                        )
+                        .await;
+                    }
                     return Delivered::Done;
                 };
                 let body = match alert {

@@ -183,13 +183,30 @@ impl Bot {
             return None;
         }
         let exceptions = self.exceptions(&text);
-        let past = !self.history.past.is_empty() && !self.history.past.find_all(&text).is_empty();
-        let safe_now = past
+        // A `past` phrase tells as history the danger of its own sentence only: "il
+        // mese scorso ho prenotato; adesso ho un dolore al petto" stays an alarm.
+        let past_sentences: Vec<usize> = if self.history.past.is_empty() {
+            Vec::new()
+        } else {
+            self.history
+                .past
+                .find_all(&text)
+                .into_iter()
+                .map(|(_, from, _)| text.sentence_of(from))
+                .collect()
+        };
+        let safe_now = !past_sentences.is_empty()
             && !self.history.safe_now.is_empty()
             && !self.history.safe_now.find_all(&text).is_empty();
         self.emergencies.iter().find(|group| {
-            let told_as_history = past && (group.past_cancels || safe_now);
-            !told_as_history && !group.explain_outside(&text, &exceptions).is_empty()
+            group
+                .found_outside(&text, &exceptions)
+                .into_iter()
+                .any(|(_, from, _)| {
+                    let told_as_history = past_sentences.contains(&text.sentence_of(from))
+                        && (group.past_cancels || safe_now);
+                    !told_as_history
+                })
         })
     }
 
@@ -258,6 +275,19 @@ impl EmergencyGroup {
     /// The patterns of this group that match the text outside every exception span, as
     /// written (to tell an operator why a message was read as danger).
     pub fn explain_outside(&self, text: &PatternText, exceptions: &[(usize, usize)]) -> Vec<&str> {
+        self.found_outside(text, exceptions)
+            .into_iter()
+            .map(|(index, _, _)| self.patterns.pattern(index).source.as_str())
+            .collect()
+    }
+
+    /// Where this group's patterns match outside every exception span: (pattern, first
+    /// word, last word).
+    pub fn found_outside(
+        &self,
+        text: &PatternText,
+        exceptions: &[(usize, usize)],
+    ) -> Vec<(usize, usize, usize)> {
         self.patterns
             .find_all(text)
             .into_iter()
@@ -266,7 +296,6 @@ impl EmergencyGroup {
                     .iter()
                     .any(|&(except_from, except_to)| except_from <= to && from <= except_to)
             })
-            .map(|(index, _, _)| self.patterns.pattern(index).source.as_str())
             .collect()
     }
 }

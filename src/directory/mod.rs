@@ -441,12 +441,29 @@ impl Directory {
         }
         // A stable sort keeps file order among equals.
         located.sort_by(|a, b| a.0.total_cmp(&b.0));
-        located
+        // Online services first among those of the whole district; and one of them is
+        // always shown when there is one, even when near places fill the list: the
+        // online way is often the quickest (changing doctor).
+        district_wide.sort_by_key(|suggestion| {
+            !suggestion
+                .organisation
+                .roles
+                .iter()
+                .any(|role| role == "servizio-online")
+        });
+        let keep_located = if district_wide.is_empty() {
+            max
+        } else {
+            max.saturating_sub(1).max(1)
+        };
+        let mut list: Vec<Suggestion<'_>> = located
             .into_iter()
             .map(|(_, suggestion)| suggestion)
-            .chain(district_wide)
-            .take(max)
-            .collect()
+            .take(keep_located)
+            .collect();
+        let room = max.saturating_sub(list.len());
+        list.extend(district_wide.into_iter().take(room));
+        list
     }
 
     /// The organisations that serve the whole district from no particular place and
@@ -540,6 +557,8 @@ mod tests {
             .iter()
             .map(|s| s.organisation.id.as_str())
             .collect();
-        assert_eq!(ids, ["pioltello", "segrate"]);
+        // Two places asked for: the nearest, and the one for the whole district, which is
+        // always kept when there is one.
+        assert_eq!(ids, ["pioltello", "everywhere"]);
     }
 }

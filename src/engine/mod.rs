@@ -863,25 +863,26 @@ impl<'b> Turn<'b> {
                         .as_ref()
                         .is_some_and(|next| is_welcome(&next.flow, &next.step))
                 });
-                if leads_home && !is_welcome(&self.state.flow, &self.state.step) {
-                    if let Some(topic) = self.later_topic_here() {
-                        let mut vars = self.state.vars.clone();
-                        vars.insert("topic".into(), topic.clone());
-                        let offer = self
-                            .bundle
-                            .bot
-                            .messages
-                            .get("also_asked")
-                            .render(&self.state.lang, &vars);
-                        text = format!("{offer}\n\n{text}");
-                        buttons.insert(
-                            0,
-                            Button {
-                                label: topic,
-                                action: ButtonAction::Later,
-                            },
-                        );
-                    }
+                if leads_home
+                    && !is_welcome(&self.state.flow, &self.state.step)
+                    && let Some(topic) = self.later_topic_here()
+                {
+                    let mut vars = self.state.vars.clone();
+                    vars.insert("topic".into(), topic.clone());
+                    let offer = self
+                        .bundle
+                        .bot
+                        .messages
+                        .get("also_asked")
+                        .render(&self.state.lang, &vars);
+                    text = format!("{offer}\n\n{text}");
+                    buttons.insert(
+                        0,
+                        Button {
+                            label: topic,
+                            action: ButtonAction::Later,
+                        },
+                    );
                 }
                 self.ask(text, buttons, false);
             }

@@ -105,9 +105,7 @@ fn latin(text: &str) -> Option<Detected> {
             whatlang::Lang::Ron,
         ])
     });
-    let info = detector
-        .detect(text)
-        .filter(|info| info.confidence() >= LATIN_CONFIDENCE)?;
+    let info = detector.detect(text)?;
     let lang = match info.lang() {
         whatlang::Lang::Ita => Lang::It,
         whatlang::Lang::Eng => Lang::En,
@@ -116,10 +114,113 @@ fn latin(text: &str) -> Option<Detected> {
         whatlang::Lang::Ron => Lang::Ro,
         _ => return None,
     };
+    // A less confident guess stands when the little words agree: at least two of the
+    // language's own, more than of any other.
+    if info.confidence() < LATIN_CONFIDENCE && marker_winner(text) != Some(lang) {
+        return None;
+    }
     Some(Detected {
         lang,
         by_script: false,
     })
+}
+
+/// Little words that belong to one Latin-script language only.
+const MARKERS: &[(Lang, &[&str])] = &[
+    (
+        Lang::It,
+        &[
+            "il",
+            "gli",
+            "della",
+            "delle",
+            "sono",
+            "ho",
+            "non",
+            "per",
+            "anche",
+            "vorrei",
+            "bisogno",
+            "aiuto",
+            "grazie",
+            "ciao",
+            "buongiorno",
+            "perche",
+            "come",
+            "dove",
+            "questo",
+            "quando",
+            "mio",
+            "mia",
+            "casa",
+        ],
+    ),
+    (
+        Lang::Es,
+        &[
+            "el", "los", "las", "del", "necesito", "quiero", "tengo", "estoy", "para", "pero",
+            "tambien", "ayuda", "hola", "gracias", "porque", "donde", "cuando", "muy", "soy",
+            "mis", "piso", "una",
+        ],
+    ),
+    (
+        Lang::Fr,
+        &[
+            "le", "les", "je", "suis", "est", "des", "du", "pour", "avec", "mais", "aussi",
+            "besoin", "aide", "bonjour", "merci", "parce", "ou", "vous", "nous", "ne", "pas",
+            "mon",
+        ],
+    ),
+    (
+        Lang::En,
+        &[
+            "the", "i", "is", "are", "my", "need", "help", "please", "with", "for", "and", "but",
+            "have", "can", "hello", "thanks", "where", "when", "this",
+        ],
+    ),
+    (
+        Lang::Ro,
+        &[
+            "si",
+            "sunt",
+            "am",
+            "nevoie",
+            "ajutor",
+            "buna",
+            "multumesc",
+            "pentru",
+            "cu",
+            "dar",
+            "este",
+            "eu",
+            "va",
+            "rog",
+            "unde",
+            "cand",
+        ],
+    ),
+];
+
+/// The language whose little words the text holds most, if clearly.
+fn marker_winner(text: &str) -> Option<Lang> {
+    let words = super::tokens(text);
+    let mut counts: Vec<(usize, Lang)> = MARKERS
+        .iter()
+        .map(|(lang, markers)| {
+            (
+                words
+                    .iter()
+                    .filter(|word| markers.contains(&word.as_str()))
+                    .count(),
+                *lang,
+            )
+        })
+        .collect();
+    counts.sort_by(|a, b| b.0.cmp(&a.0));
+    match counts.as_slice() {
+        [(first, lang), (second, _), ..] if *first >= 2 && first > second => Some(*lang),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -152,5 +253,9 @@ mod tests {
             Some(Lang::Fr)
         );
         assert_eq!(detect("ok grazie").map(|d| d.lang), None);
+        assert_eq!(
+            detect("hola, necesito ayuda con el alquiler de mi piso").map(|d| d.lang),
+            Some(Lang::Es)
+        );
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! Unlike the need matcher every word counts, function words too ("mi taglio" is not
 //! "taglio"), and a word of nine letters or more tolerates one typo ("uccidermi"), a `*`
-//! stem of five letters or more one typo in the stem ("pichia"). Shorter whole words
+//! stem of six letters or more one typo in the stem ("pichia"). Shorter whole words
 //! must be exact: one letter apart, verbs are other words ("sposarlo", "spostarlo").
 //! Texts and patterns are normalised alike ([`super::tokens`]: no accents, Arabic letter variants unified,
 //! Chinese read character by character, "nn" read as "non").
@@ -74,7 +74,7 @@ impl Alternative {
                 if word.starts_with(text.as_str()) {
                     return true;
                 }
-                if *chars < 5 || word_chars + 1 < *chars || !same_start(word, text) {
+                if *chars < 6 || word_chars + 1 < *chars || !same_start(word, text) {
                     return false;
                 }
                 // The stem with one typo: compare it with the word's first letters,
@@ -260,28 +260,63 @@ fn is_han(word: &str) -> bool {
     super::script_of(word) == super::Script::Han
 }
 
-/// A text read once for patterns: its words, with their lengths.
+/// A text read once for patterns: its words, with their lengths, and the sentence each
+/// word is in.
 #[derive(Debug, Clone)]
 pub struct PatternText {
     words: Vec<(String, usize)>,
+    sentences: Vec<usize>,
 }
 
 impl PatternText {
     pub fn new(text: &str) -> PatternText {
-        PatternText {
-            words: tokens(text)
-                .into_iter()
-                .map(|word| {
-                    let chars = word.chars().count();
-                    (word, chars)
-                })
-                .collect(),
+        let mut words = Vec::new();
+        let mut sentences = Vec::new();
+        for (number, sentence) in split_sentences(text).enumerate() {
+            for word in tokens(sentence) {
+                let chars = word.chars().count();
+                words.push((word, chars));
+                sentences.push(number);
+            }
         }
+        PatternText { words, sentences }
     }
 
     pub fn is_empty(&self) -> bool {
         self.words.is_empty()
     }
+
+    /// The sentence (0, 1, …) that word `index` is in.
+    pub fn sentence_of(&self, index: usize) -> usize {
+        self.sentences.get(index).copied().unwrap_or(0)
+    }
+}
+
+/// The sentences of a text: it ends one at `!`, `?`, `;`, a new line and their Arabic and
+/// Chinese forms, and at a `.` (or `…`) followed by a space or the end ("9.30" and
+/// "v.le" stay whole). Patterns still match across sentences; the sentence only scopes
+/// what `history: past` applies to.
+pub fn split_sentences(text: &str) -> impl Iterator<Item = &str> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut characters = text.char_indices().peekable();
+    while let Some((at, character)) = characters.next() {
+        let next_is_space = characters
+            .peek()
+            .is_none_or(|&(_, next)| next.is_whitespace());
+        let ends = match character {
+            '!' | '?' | ';' | '\n' | '。' | '！' | '？' | '؟' | '؛' => true,
+            '.' | '…' => next_is_space,
+            _ => false,
+        };
+        if ends {
+            let end = at + character.len_utf8();
+            pieces.push(&text[start..end]);
+            start = end;
+        }
+    }
+    pieces.push(&text[start..]);
+    pieces.into_iter().filter(|piece| !piece.trim().is_empty())
 }
 
 /// Many patterns, indexed by the first letters of their first word so that a long text
@@ -412,6 +447,15 @@ mod tests {
         assert!(finds(&["tira el? pelo"], "me tira el pelo"));
         assert!(finds(&["tira el? pelo"], "me tira pelo"));
         assert!(!finds(&["tira el? pelo"], "me tira"));
+    }
+
+    #[test]
+    fn sentences_end_at_stops_not_inside_numbers() {
+        let pieces: Vec<&str> = split_sentences("Alle 9.30 in v.le Roma. Poi? Sì!\nCiao").collect();
+        assert_eq!(pieces, ["Alle 9.30 in v.le Roma.", " Poi?", " Sì!", "Ciao"]);
+        let text = PatternText::new("anni fa stavo male. adesso mi picchia");
+        assert_eq!(text.sentence_of(0), 0);
+        assert_eq!(text.sentence_of(text.words.len() - 1), 1);
     }
 
     #[test]
