@@ -216,7 +216,7 @@ fn marker_winner(text: &str) -> Option<Lang> {
             )
         })
         .collect();
-    counts.sort_by(|a, b| b.0.cmp(&a.0));
+    counts.sort_by_key(|count| std::cmp::Reverse(count.0));
     match counts.as_slice() {
         [(first, lang), (second, _), ..] if *first >= 2 && first > second => Some(*lang),
         _ => None,
