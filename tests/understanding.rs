@@ -1,7 +1,8 @@
 //! What the bot understands of messages written as people write them, measured on the
 //! labelled sets of `tests/data/` with the real dialogues:
 //!
-//! - `danger_dev.tsv` (Italian), `danger_dev2.tsv` (seven other languages) and
+//! - `danger_dev.tsv` (Italian), `danger_dev2.tsv` (seven other languages), `danger_dev3.tsv`
+//!   (all eight, written after the first tuning and measured unseen first) and
 //!   `danger_holdout.tsv`, `danger_holdout2.tsv`: danger (violence, self-harm, children,
 //!   medical) and ordinary messages in eight languages. Each is sent as a citizen's
 //!   first message; danger must be answered at once with that danger's numbers.
@@ -23,7 +24,7 @@ use sportello::engine::{Input, Output};
 
 /// The labelled sets the danger patterns are written against, in the order they were
 /// written; each was first measured unseen (see the figures in the git log).
-const DANGER_TUNING_SETS: &[&str] = &["danger_dev.tsv", "danger_dev2.tsv"];
+const DANGER_TUNING_SETS: &[&str] = &["danger_dev.tsv", "danger_dev2.tsv", "danger_dev3.tsv"];
 /// Never tuned on.
 const DANGER_HOLDOUT_SETS: &[&str] = &["danger_holdout.tsv", "danger_holdout2.tsv"];
 const AREA_SETS: &[&str] = &["evaluation.tsv", "evaluation2.tsv"];
