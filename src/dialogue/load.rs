@@ -452,13 +452,7 @@ fn parse_intent(sink: &mut Sink, node: &Node) -> Option<Intent> {
         .require(sink, "goto", &what)
         .and_then(|node| flow_target(sink, node, "goto"))
         .unwrap_or_default();
-    let emergency = match fields.get("emergency") {
-        Some(node) => node.as_bool().unwrap_or_else(|| {
-            sink.error(node.span, "emergency should be true or false");
-            false
-        }),
-        None => false,
-    };
+    let emergency = read::flag(sink, fields.get("emergency"), "emergency");
     Some(Intent {
         id,
         emergency,
@@ -496,13 +490,7 @@ fn parse_emergency(sink: &mut Sink, node: &Node) -> Option<EmergencyGroup> {
         .get("except")
         .map(|node| patterns(sink, node, "except"))
         .unwrap_or_default();
-    let past_cancels = match fields.get("past_cancels") {
-        Some(node) => node.as_bool().unwrap_or_else(|| {
-            sink.error(node.span, "past_cancels should be true or false");
-            false
-        }),
-        None => false,
-    };
+    let past_cancels = read::flag(sink, fields.get("past_cancels"), "past_cancels");
     Some(EmergencyGroup {
         id,
         need,

@@ -185,19 +185,15 @@ impl Bot {
         let exceptions = self.exceptions(&text);
         // A `past` phrase tells as history the danger of its own sentence only: "il
         // mese scorso ho prenotato; adesso ho un dolore al petto" stays an alarm.
-        let past_sentences: Vec<usize> = if self.history.past.is_empty() {
-            Vec::new()
-        } else {
-            self.history
-                .past
-                .find_all(&text)
-                .into_iter()
-                .map(|(_, from, _)| text.sentence_of(from))
-                .collect()
-        };
-        let safe_now = !past_sentences.is_empty()
-            && !self.history.safe_now.is_empty()
-            && !self.history.safe_now.find_all(&text).is_empty();
+        let past_sentences: Vec<usize> = self
+            .history
+            .past
+            .find_all(&text)
+            .into_iter()
+            .map(|(_, from, _)| text.sentence_of(from))
+            .collect();
+        let safe_now =
+            !past_sentences.is_empty() && !self.history.safe_now.find_all(&text).is_empty();
         self.emergencies.iter().find(|group| {
             group
                 .found_outside(&text, &exceptions)

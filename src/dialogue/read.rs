@@ -143,6 +143,17 @@ pub fn list<'n>(sink: &mut Sink, node: &'n Node, what: &str) -> &'n [Node] {
     }
 }
 
+/// A `true`/`false` field, `false` when absent; anything else is an error (and `false`).
+pub fn flag(sink: &mut Sink, node: Option<&Node>, name: &str) -> bool {
+    let Some(node) = node else {
+        return false;
+    };
+    node.as_bool().unwrap_or_else(|| {
+        sink.error(node.span, format!("{name} should be true or false"));
+        false
+    })
+}
+
 /// An identifier: lowercase letters, digits, `-` and `_` (and `.` where `dots` allows).
 pub fn identifier(sink: &mut Sink, node: &Node, what: &str, dots: bool) -> Option<String> {
     let id = string(sink, node, what)?;
