@@ -2,11 +2,13 @@
 //! labelled sets of `tests/data/` with the real dialogues:
 //!
 //! - `danger_dev.tsv` (Italian), `danger_dev2.tsv` (seven other languages), `danger_dev3.tsv`
-//!   (all eight, written after the first tuning and measured unseen first) and
+//!   and `danger_dev4.tsv` (all languages, each written after the tuning on the sets before
+//!   it and measured unseen first) and
 //!   `danger_holdout.tsv`, `danger_holdout2.tsv`: danger (violence, self-harm, children,
 //!   medical) and ordinary messages in eight languages. Each is sent as a citizen's
 //!   first message; danger must be answered at once with that danger's numbers.
-//! - `evaluation.tsv` (it, en, es) and `evaluation2.tsv` (ar, fr, uk): messages for the
+//! - `evaluation.tsv` (it, en, es), `evaluation2.tsv` (ar, fr, uk) and `evaluation3.tsv`
+//!   (all six, written later, measured unseen and not yet held to the target): messages for the
 //!   twelve areas, sent at the menu, each marked `dev` or `holdout`; each must reach its
 //!   area (emergencies: the numbers in the first reply).
 //!
@@ -24,10 +26,19 @@ use sportello::engine::{Input, Output};
 
 /// The labelled sets the danger patterns are written against, in the order they were
 /// written; each was first measured unseen (see the figures in the git log).
-const DANGER_TUNING_SETS: &[&str] = &["danger_dev.tsv", "danger_dev2.tsv", "danger_dev3.tsv"];
+const DANGER_TUNING_SETS: &[&str] = &[
+    "danger_dev.tsv",
+    "danger_dev2.tsv",
+    "danger_dev3.tsv",
+    "danger_dev4.tsv",
+];
 /// Never tuned on.
 const DANGER_HOLDOUT_SETS: &[&str] = &["danger_holdout.tsv", "danger_holdout2.tsv"];
+/// In the order they were written; each was first measured unseen.
 const AREA_SETS: &[&str] = &["evaluation.tsv", "evaluation2.tsv"];
+/// Written after the tuning on `AREA_SETS` (unseen: 81.2% right on 2026-12-02): printed,
+/// not yet held to the target, until the vocabulary is tuned on it.
+const AREA_FRESH_SETS: &[&str] = &["evaluation3.tsv"];
 const RECALL_TARGET: f64 = 0.98;
 const PRECISION_TARGET: f64 = 0.95;
 const AREA_TARGET: f64 = 0.95;
@@ -186,6 +197,29 @@ fn danger_is_never_missed_and_ordinary_messages_are_not_alarms() {
     for file in DANGER_HOLDOUT_SETS {
         holdout.add(danger_counts(&bundle, file));
     }
+    // The holdout's misses as counts by kind and by language, never as lines: enough to
+    // see a whole language or kind escaping, not enough to tune on a sentence.
+    let mut by_key: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    for file in DANGER_HOLDOUT_SETS {
+        for row in rows(file, 3).into_iter().filter(|row| row[0] != "no") {
+            by_key.entry(row[0].clone()).or_default().1 += 1;
+            by_key.entry(row[1].clone()).or_default().1 += 1;
+        }
+    }
+    for missed in &holdout.missed {
+        let mut fields = missed.split('\t');
+        for key in [fields.next(), fields.next()].into_iter().flatten() {
+            by_key.entry(key.to_string()).or_default().0 += 1;
+        }
+    }
+    let summary: Vec<String> = by_key
+        .iter()
+        .map(|(key, (missed, all))| format!("{key} {}/{all}", all - missed))
+        .collect();
+    println!(
+        "danger holdout found, by kind and language: {}",
+        summary.join(", ")
+    );
     for missed in &dev.missed {
         println!("missed (dev): {missed}");
     }
@@ -242,7 +276,7 @@ struct AreaCounts {
 
 /// Each message at the menu (after consent), from a phone in `phone` (None: the
 /// message's own language).
-fn area_counts(bundle: &Bundle, split: &str, phone: Option<&str>) -> AreaCounts {
+fn area_counts(bundle: &Bundle, files: &[&str], split: &str, phone: Option<&str>) -> AreaCounts {
     let mut counts = AreaCounts {
         total: 0,
         right: 0,
@@ -250,7 +284,7 @@ fn area_counts(bundle: &Bundle, split: &str, phone: Option<&str>) -> AreaCounts 
         emergencies_first: 0,
         wrong: Vec::new(),
     };
-    for row in AREA_SETS.iter().flat_map(|file| rows(file, 4)) {
+    for row in files.iter().flat_map(|file| rows(file, 4)) {
         if row[0] != split {
             continue;
         }
@@ -299,8 +333,24 @@ fn citizens_reach_the_right_area_in_their_language() {
         (None, "phone in the message's language"),
         (Some("it"), "Italian phone"),
     ] {
+        if phone.is_none() {
+            for file in AREA_SETS.iter().chain(AREA_FRESH_SETS) {
+                let counts = area_counts(&bundle, &[file], "dev", phone);
+                if AREA_FRESH_SETS.contains(file) {
+                    for wrong in &counts.wrong {
+                        println!("wrong area ({file}): {wrong}");
+                    }
+                }
+                println!(
+                    "areas {file} dev, {label}: {:.1}% right ({}/{})",
+                    100.0 * counts.right as f64 / counts.total as f64,
+                    counts.right,
+                    counts.total,
+                );
+            }
+        }
         for split in ["dev", "holdout"] {
-            let counts = area_counts(&bundle, split, phone);
+            let counts = area_counts(&bundle, AREA_SETS, split, phone);
             if split == "dev" && phone.is_none() {
                 for wrong in &counts.wrong {
                     println!("wrong area (dev): {wrong}");

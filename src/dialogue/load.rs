@@ -240,9 +240,108 @@ fn lang_of(code: &str) -> Lang {
     Lang::from_code(code).unwrap_or(Lang::It)
 }
 
+/// The word groups of bot.yaml's `words:`: a name and a language give the words that
+/// `@name` stands for in that language's patterns.
+#[derive(Debug, Default)]
+struct WordGroups {
+    groups: std::collections::BTreeMap<String, std::collections::BTreeMap<Lang, Vec<String>>>,
+}
+
+impl WordGroups {
+    /// `words: { persona: { it: [marito, compagno, lui], en: [husband, he] } }`.
+    fn parse(sink: &mut Sink, node: &Node) -> WordGroups {
+        let mut words = WordGroups::default();
+        let Some(entries) = node.as_map() else {
+            sink.error_hint(
+                node.span,
+                "words should be a map of groups",
+                "write words: { persona: { it: [marito, compagno, lui] } }",
+            );
+            return words;
+        };
+        for (key, value) in entries {
+            let Some(name) = key.as_str() else { continue };
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                sink.error_hint(
+                    key.span,
+                    format!("'{name}' is not a name for a group of words"),
+                    "use lowercase letters, digits and _, like chi_fa_male",
+                );
+                continue;
+            }
+            let group = words.groups.entry(name.to_string()).or_default();
+            for (word, lang, span) in read::by_language(sink, value, &format!("words {name}")) {
+                if word.is_empty()
+                    || word.contains(|c: char| c.is_whitespace() || "|@?".contains(c))
+                {
+                    sink.error_hint(
+                        span,
+                        format!("'{word}' in the group '{name}' is not one word"),
+                        "a group lists single words (picchi* is fine); write a phrase as a pattern of its own",
+                    );
+                    continue;
+                }
+                group.entry(lang).or_default().push(word);
+            }
+        }
+        words
+    }
+
+    /// The pattern with every `@name` replaced by its group's words in `lang`, as
+    /// alternatives: "@persona mi picchi*" reads "marito|compagno|lui mi picchi*".
+    fn expand(&self, pattern: &str, lang: Lang) -> Result<String, (String, String)> {
+        if !pattern.contains('@') {
+            return Ok(pattern.to_string());
+        }
+        let mut out: Vec<String> = Vec::new();
+        for written in pattern.split_whitespace() {
+            let (raw, maybe) = match written.strip_suffix('?') {
+                Some(raw) if !raw.is_empty() => (raw, "?"),
+                _ => (written, ""),
+            };
+            let mut parts: Vec<&str> = Vec::new();
+            for part in raw.split('|') {
+                let Some(name) = part.strip_prefix('@') else {
+                    parts.push(part);
+                    continue;
+                };
+                let Some(group) = self.groups.get(name) else {
+                    let hint = crate::diagnostics::did_you_mean(
+                        name,
+                        self.groups.keys().map(String::as_str),
+                    )
+                    .unwrap_or_else(|| "add the group under `words:` in bot.yaml".into());
+                    return Err((format!("there is no group of words '@{name}'"), hint));
+                };
+                let Some(list) = group.get(&lang).filter(|list| !list.is_empty()) else {
+                    return Err((
+                        format!("the group '@{name}' has no words in '{}'", lang.code()),
+                        format!(
+                            "add a line `{}: [...]` to the group under `words:`",
+                            lang.code()
+                        ),
+                    ));
+                };
+                parts.extend(list.iter().map(String::as_str));
+            }
+            out.push(format!("{}{maybe}", parts.join("|")));
+        }
+        Ok(out.join(" "))
+    }
+}
+
 /// Patterns by language (`patterns:` or `except:`), each checked; returns the set and
 /// the languages written.
-fn patterns(sink: &mut Sink, node: &Node, what: &str) -> (PatternSet, Vec<(String, Span)>) {
+fn patterns(
+    sink: &mut Sink,
+    node: &Node,
+    what: &str,
+    words: &WordGroups,
+) -> (PatternSet, Vec<(String, Span)>) {
     let mut languages: Vec<(String, Span)> = Vec::new();
     if let Some(entries) = node.as_map() {
         for (key, value) in entries {
@@ -254,8 +353,15 @@ fn patterns(sink: &mut Sink, node: &Node, what: &str) -> (PatternSet, Vec<(Strin
         }
     }
     let mut parsed = Vec::new();
-    for (text, _, span) in read::by_language(sink, node, what) {
-        match Pattern::parse(&text) {
+    for (text, lang, span) in read::by_language(sink, node, what) {
+        let expanded = match words.expand(&text, lang) {
+            Ok(expanded) => expanded,
+            Err((message, hint)) => {
+                sink.error_hint(span, format!("the pattern '{text}': {message}"), hint);
+                continue;
+            }
+        };
+        match Pattern::parse(&expanded) {
             Ok(pattern) => parsed.push(pattern),
             Err(error) => sink.error_hint(
                 span,
@@ -285,10 +391,15 @@ fn parse_bot(sink: &mut Sink, tree: &Node) -> Bot {
             "messages",
             "facts_max_age_days",
             "history",
+            "words",
         ],
     ) else {
         return bot;
     };
+    let words = top
+        .get("words")
+        .map(|node| WordGroups::parse(sink, node))
+        .unwrap_or_default();
     if let Some(node) = top.require(sink, "languages", "bot.yaml") {
         let languages = read::strings(sink, node, "languages");
         if languages.first().map(|(lang, _)| lang.as_str()) != Some("it") {
@@ -345,7 +456,7 @@ fn parse_bot(sink: &mut Sink, tree: &Node) -> Bot {
     };
     if let Some(node) = top.get("intents") {
         for item in read::list(sink, node, "intents") {
-            if let Some(intent) = parse_intent(sink, item) {
+            if let Some(intent) = parse_intent(sink, item, &words) {
                 bot.intents.push(intent);
             }
         }
@@ -354,15 +465,15 @@ fn parse_bot(sink: &mut Sink, tree: &Node) -> Bot {
         && let Some(history) = fields(sink, node, "history", &["past", "safe_now"])
     {
         if let Some(node) = history.get("past") {
-            bot.history.past = patterns(sink, node, "past").0;
+            bot.history.past = patterns(sink, node, "past", &words).0;
         }
         if let Some(node) = history.get("safe_now") {
-            bot.history.safe_now = patterns(sink, node, "safe_now").0;
+            bot.history.safe_now = patterns(sink, node, "safe_now", &words).0;
         }
     }
     if let Some(node) = top.get("emergencies") {
         for item in read::list(sink, node, "emergencies") {
-            if let Some(group) = parse_emergency(sink, item) {
+            if let Some(group) = parse_emergency(sink, item, &words) {
                 bot.emergencies.push(group);
             }
         }
@@ -422,7 +533,7 @@ fn minutes(text: &str) -> Option<u32> {
     }
 }
 
-fn parse_intent(sink: &mut Sink, node: &Node) -> Option<Intent> {
+fn parse_intent(sink: &mut Sink, node: &Node, words: &WordGroups) -> Option<Intent> {
     let fields = fields(
         sink,
         node,
@@ -446,7 +557,7 @@ fn parse_intent(sink: &mut Sink, node: &Node) -> Option<Intent> {
     };
     let (intent_patterns, _) = fields
         .get("patterns")
-        .map(|node| patterns(sink, node, "patterns"))
+        .map(|node| patterns(sink, node, "patterns", words))
         .unwrap_or_default();
     let goto = fields
         .require(sink, "goto", &what)
@@ -464,7 +575,7 @@ fn parse_intent(sink: &mut Sink, node: &Node) -> Option<Intent> {
     })
 }
 
-fn parse_emergency(sink: &mut Sink, node: &Node) -> Option<EmergencyGroup> {
+fn parse_emergency(sink: &mut Sink, node: &Node, words: &WordGroups) -> Option<EmergencyGroup> {
     let fields = fields(
         sink,
         node,
@@ -484,11 +595,11 @@ fn parse_emergency(sink: &mut Sink, node: &Node) -> Option<EmergencyGroup> {
         .unwrap_or_default();
     let (group_patterns, pattern_langs) = fields
         .require(sink, "patterns", &what)
-        .map(|node| patterns(sink, node, "patterns"))
+        .map(|node| patterns(sink, node, "patterns", words))
         .unwrap_or_default();
     let (except, _) = fields
         .get("except")
-        .map(|node| patterns(sink, node, "except"))
+        .map(|node| patterns(sink, node, "except", words))
         .unwrap_or_default();
     let past_cancels = read::flag(sink, fields.get("past_cancels"), "past_cancels");
     Some(EmergencyGroup {
@@ -1705,4 +1816,63 @@ pub fn sources_from(files: &[(&str, &str)]) -> Vec<(String, Result<String, Strin
         .iter()
         .map(|(name, text)| (name.to_string(), Ok(text.to_string())))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn groups(source: &str) -> (WordGroups, Vec<Diagnostic>) {
+        let node = yaml::parse(source).expect("yaml");
+        let mut out = Vec::new();
+        let mut sink = Sink {
+            file: "bot.yaml",
+            out: &mut out,
+        };
+        let words = WordGroups::parse(&mut sink, &node);
+        (words, out)
+    }
+
+    #[test]
+    fn word_groups_expand_in_the_pattern_language() {
+        let (words, errors) = groups(
+            "persona: { it: [marito, compagn*, lui], en: [husband, he] }\ncolpo: { it: [picchi*, mena] }\n",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            words.expand("@persona mi @colpo", Lang::It).unwrap(),
+            "marito|compagn*|lui mi picchi*|mena"
+        );
+        assert_eq!(
+            words.expand("paura di|da @persona?", Lang::It).unwrap(),
+            "paura di|da marito|compagn*|lui?"
+        );
+        assert_eq!(
+            words.expand("@persona|ex", Lang::En).unwrap(),
+            "husband|he|ex"
+        );
+        assert_eq!(words.expand("mi picchia", Lang::En).unwrap(), "mi picchia");
+        let expanded = words.expand("@persona mi @colpo", Lang::It).unwrap();
+        let set = PatternSet::new(vec![Pattern::parse(&expanded).unwrap()]);
+        let found = |text: &str| {
+            !set.find_all(&crate::matching::pattern::PatternText::new(text))
+                .is_empty()
+        };
+        assert!(found("il mio compagno ieri sera mi mena"));
+        assert!(!found("mi picchia"));
+    }
+
+    #[test]
+    fn word_groups_explain_their_mistakes() {
+        let (words, _) = groups("persona: { it: [marito] }\n");
+        let (message, hint) = words.expand("@persone mi picchia", Lang::It).unwrap_err();
+        assert!(message.contains("@persone"), "{message}");
+        assert!(hint.contains("persona"), "{hint}");
+        let (message, _) = words.expand("@persona hits", Lang::En).unwrap_err();
+        assert!(message.contains("'en'"), "{message}");
+        let (_, errors) = groups("persona: { it: [mio marito, lui] }\nBad-Name: { it: [x] }\n");
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].message.contains("not one word"));
+        assert!(errors[1].message.contains("Bad-Name"));
+    }
 }

@@ -7,7 +7,9 @@
 //!   beginning (Arabic writes "and", "the", "he" on the front of a word), `*ضرب*` for
 //!   either;
 //! - `mi|ci|ti` for alternatives of one word;
-//! - `el?` for a word that may be missing ("tira el? pelo").
+//! - `el?` for a word that may be missing ("tira el? pelo");
+//! - `paura & stanotte` for parts found in any order, within [`WINDOW`] words of each
+//!   other ("stanotte torna e ho paura", "ho paura, stanotte torna").
 //!
 //! Unlike the need matcher every word counts, function words too ("mi taglio" is not
 //! "taglio"), and a word of nine letters or more tolerates one typo ("uccidermi"), a `*`
@@ -24,6 +26,9 @@ use super::tokens;
 
 /// How many other words may stand between two words of a pattern.
 pub const MAX_GAP: usize = 4;
+
+/// How far apart (in words) the parts of an `a & b` pattern may be found.
+pub const WINDOW: usize = 12;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Alternative {
@@ -43,17 +48,17 @@ impl Alternative {
         }
     }
 
-    fn matches(&self, word: &str, word_chars: usize) -> bool {
-        if self.matches_as_written(word, word_chars) {
+    fn matches(&self, word: &TextWord) -> bool {
+        if self.matches_as_written(&word.text, word.chars) {
             return true;
         }
         // Arabic writes "and", "the", "with", "for" on the front of a word: "والموتور" is
         // "and the engine". A word of the pattern is also found behind those.
-        if matches!(self, Alternative::Exact(..) | Alternative::Prefix(..))
-            && super::script_of(word) == super::Script::Arabic
+        if word.script == super::Script::Arabic
+            && matches!(self, Alternative::Exact(..) | Alternative::Prefix(..))
         {
             return ARABIC_PROCLITICS.iter().any(|clitic| {
-                word.strip_prefix(clitic).is_some_and(|rest| {
+                word.text.strip_prefix(clitic).is_some_and(|rest| {
                     !rest.is_empty() && self.matches_as_written(rest, rest.chars().count())
                 })
             });
@@ -68,24 +73,71 @@ impl Alternative {
                     || (*chars >= 9
                         && word_chars.abs_diff(*chars) <= 1
                         && same_start(word, text)
-                        && strsim::osa_distance(word, text) <= 1)
+                        && one_edit_apart(word, text, false))
             }
             Alternative::Prefix(text, chars) => {
                 if word.starts_with(text.as_str()) {
                     return true;
                 }
-                if *chars < 6 || word_chars + 1 < *chars || !same_start(word, text) {
-                    return false;
-                }
-                // The stem with one typo: compare it with the word's first letters,
-                // one fewer or one more to allow a letter left out or doubled.
-                (chars.saturating_sub(1)..=chars + 1).any(|length| {
-                    let head: String = word.chars().take(length).collect();
-                    head.chars().count() == length && strsim::osa_distance(&head, text) <= 1
-                })
+                // The stem with one typo: a letter changed, doubled, left out or two
+                // swapped, somewhere after the first two.
+                *chars >= 6
+                    && word_chars + 1 >= *chars
+                    && same_start(word, text)
+                    && one_edit_apart(word, text, true)
             }
             Alternative::Suffix(text, _) => word.ends_with(text.as_str()),
             Alternative::Contains(text, _) => word.contains(text.as_str()),
+        }
+    }
+}
+
+/// Whether `wanted` is `word` (or, with `prefix`, the beginning of `word`) but for one
+/// edit: a letter changed, added, left out, or two neighbours swapped. Walks the two
+/// once, without allocating: it runs for every candidate pattern word of every message.
+fn one_edit_apart(word: &str, wanted: &str, prefix: bool) -> bool {
+    let rest_agrees = |word_rest: &str, wanted_rest: &str| {
+        if prefix {
+            word_rest.starts_with(wanted_rest)
+        } else {
+            word_rest == wanted_rest
+        }
+    };
+    let mut word_chars = word.char_indices();
+    let mut wanted_chars = wanted.char_indices();
+    loop {
+        match (word_chars.next(), wanted_chars.next()) {
+            (Some((at, found)), Some((wanted_at, expected))) => {
+                if found == expected {
+                    continue;
+                }
+                let after = at + found.len_utf8();
+                let wanted_after = wanted_at + expected.len_utf8();
+                if rest_agrees(&word[after..], &wanted[wanted_after..])
+                    || rest_agrees(&word[after..], &wanted[wanted_at..])
+                    || rest_agrees(&word[at..], &wanted[wanted_after..])
+                {
+                    return true;
+                }
+                let mut word_next = word[after..].chars();
+                let mut wanted_next = wanted[wanted_after..].chars();
+                return match (word_next.next(), wanted_next.next()) {
+                    (Some(second), Some(wanted_second))
+                        if second == expected && wanted_second == found =>
+                    {
+                        rest_agrees(
+                            &word[after + second.len_utf8()..],
+                            &wanted[wanted_after + wanted_second.len_utf8()..],
+                        )
+                    }
+                    _ => false,
+                };
+            }
+            (None, None) => return true,
+            // The word goes on after all of `wanted`: a prefix, or one letter added.
+            (Some(_), None) => return prefix || word_chars.next().is_none(),
+            // The word stops one letter short of `wanted`.
+            (None, Some(_)) => return wanted_chars.next().is_none(),
         }
     }
 }
@@ -111,10 +163,16 @@ fn same_start(word: &str, wanted: &str) -> bool {
     (0..2).all(|_| word.next() == wanted.next())
 }
 
-/// One pattern, as written and as read.
+/// One pattern, as written and as read: one or more parts (`a & b`), each words in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern {
     pub source: String,
+    parts: Vec<Sequence>,
+}
+
+/// Words in order, each within [`MAX_GAP`] words of the one before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sequence {
     words: Vec<Vec<Alternative>>,
     /// Words written with a final `?` may be missing ("tira el? pelo").
     optional: Vec<bool>,
@@ -129,6 +187,25 @@ pub struct PatternError {
 
 impl Pattern {
     pub fn parse(source: &str) -> Result<Pattern, PatternError> {
+        let mut parts = Vec::new();
+        for part in source.split('&') {
+            if part.trim().is_empty() && source.contains('&') {
+                return Err(PatternError {
+                    message: "a side of `&` is empty".into(),
+                    hint: "write words on both sides, like \"paura & stanotte\"".into(),
+                });
+            }
+            parts.push(Sequence::parse(part)?);
+        }
+        Ok(Pattern {
+            source: source.to_string(),
+            parts,
+        })
+    }
+}
+
+impl Sequence {
+    fn parse(source: &str) -> Result<Sequence, PatternError> {
         let mut words: Vec<Vec<Alternative>> = Vec::new();
         let mut optional: Vec<bool> = Vec::new();
         for written in source.split_whitespace() {
@@ -214,36 +291,34 @@ impl Pattern {
                 hint: "write words, like \"mi picchia\"".into(),
             });
         }
-        Ok(Pattern {
-            source: source.to_string(),
-            words,
-            optional,
-        })
+        Ok(Sequence { words, optional })
     }
 
     /// Where the pattern is found in `words`, as (first word, last word), trying each start.
-    fn find(&self, words: &[(String, usize)], start: usize) -> Option<(usize, usize)> {
+    fn find(&self, words: &[TextWord], start: usize) -> Option<(usize, usize)> {
         let first = &self.words[0];
-        let (word, chars) = &words[start];
-        if !first.iter().any(|alt| alt.matches(word, *chars)) {
+        if !first.iter().any(|alt| alt.matches(&words[start])) {
             return None;
         }
         self.rest(words, 1, start).map(|end| (start, end))
     }
 
-    fn rest(&self, words: &[(String, usize)], next: usize, at: usize) -> Option<usize> {
+    fn rest(&self, words: &[TextWord], next: usize, at: usize) -> Option<usize> {
         let Some(wanted) = self.words.get(next) else {
             return Some(at);
         };
         // Chinese is read character by character: its words follow one another.
-        let gap = if is_han(&words[at].0) { 0 } else { MAX_GAP };
+        let gap = if words[at].script == super::Script::Han {
+            0
+        } else {
+            MAX_GAP
+        };
         let last = (at + 1 + gap).min(words.len().saturating_sub(1));
         for position in at + 1..=last {
             if position >= words.len() {
                 break;
             }
-            let (word, chars) = &words[position];
-            if wanted.iter().any(|alt| alt.matches(word, *chars))
+            if wanted.iter().any(|alt| alt.matches(&words[position]))
                 && let Some(end) = self.rest(words, next + 1, position)
             {
                 return Some(end);
@@ -256,15 +331,19 @@ impl Pattern {
     }
 }
 
-fn is_han(word: &str) -> bool {
-    super::script_of(word) == super::Script::Han
+/// A word of a text read for patterns, with what every pattern asks of it worked out once.
+#[derive(Debug, Clone)]
+struct TextWord {
+    text: String,
+    chars: usize,
+    script: super::Script,
 }
 
 /// A text read once for patterns: its words, with their lengths, and the sentence each
 /// word is in.
 #[derive(Debug, Clone)]
 pub struct PatternText {
-    words: Vec<(String, usize)>,
+    words: Vec<TextWord>,
     sentences: Vec<usize>,
 }
 
@@ -273,9 +352,12 @@ impl PatternText {
         let mut words = Vec::new();
         let mut sentences = Vec::new();
         for (number, sentence) in split_sentences(text).enumerate() {
-            for word in tokens(sentence) {
-                let chars = word.chars().count();
-                words.push((word, chars));
+            for text in tokens(sentence) {
+                words.push(TextWord {
+                    chars: text.chars().count(),
+                    script: super::script_of(&text),
+                    text,
+                });
                 sentences.push(number);
             }
         }
@@ -324,14 +406,25 @@ pub fn split_sentences(text: &str) -> impl Iterator<Item = &str> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PatternSet {
     patterns: Vec<Pattern>,
+    /// Every part of every pattern, with its (pattern, part).
+    sequences: Vec<(usize, usize)>,
     by_start: HashMap<String, Vec<usize>>,
-    /// Patterns whose first word can match anywhere in a word (`*ضرب`): tried at every word.
+    /// Sequences whose first word can match anywhere in a word (`*ضرب`): tried at every word.
     anywhere: Vec<usize>,
 }
 
 /// The letters a first word is indexed by: its first two (or its only one).
-fn start_key(text: &str) -> String {
-    text.chars().take(2).collect()
+fn start_key(text: &str) -> &str {
+    first_chars(text, 2)
+}
+
+/// The first `count` characters of `text` (all of it when shorter), without copying.
+fn first_chars(text: &str, count: usize) -> &str {
+    let end = text
+        .char_indices()
+        .nth(count)
+        .map_or(text.len(), |(at, _)| at);
+    &text[..end]
 }
 
 impl PatternSet {
@@ -340,13 +433,19 @@ impl PatternSet {
             patterns,
             ..PatternSet::default()
         };
-        for (index, pattern) in set.patterns.iter().enumerate() {
+        for (pattern_index, pattern) in set.patterns.iter().enumerate() {
+            for part_index in 0..pattern.parts.len() {
+                set.sequences.push((pattern_index, part_index));
+            }
+        }
+        for (index, &(pattern_index, part_index)) in set.sequences.iter().enumerate() {
+            let sequence = &set.patterns[pattern_index].parts[part_index];
             let mut keys: Vec<String> = Vec::new();
             let mut anywhere = false;
-            for alternative in &pattern.words[0] {
+            for alternative in &sequence.words[0] {
                 match alternative {
                     Alternative::Exact(..) | Alternative::Prefix(..) => {
-                        keys.push(start_key(alternative.text()))
+                        keys.push(start_key(alternative.text()).to_string())
                     }
                     Alternative::Suffix(..) | Alternative::Contains(..) => anywhere = true,
                 }
@@ -375,21 +474,21 @@ impl PatternSet {
     /// Every place a pattern is found: (pattern index, first word, last word).
     pub fn find_all(&self, text: &PatternText) -> Vec<(usize, usize, usize)> {
         let mut found = Vec::new();
+        let mut parts_found: Vec<(usize, usize, usize, usize)> = Vec::new();
         let mut candidates: Vec<usize> = Vec::new();
-        for (start, (word, _)) in text.words.iter().enumerate() {
+        for (start, word) in text.words.iter().enumerate() {
             candidates.clear();
-            let key = start_key(word);
-            candidates.extend(self.by_start.get(&key).into_iter().flatten());
+            let key = start_key(&word.text);
+            candidates.extend(self.by_start.get(key).into_iter().flatten());
             // A one-letter first word ("я", "x") is indexed by that letter alone.
-            let first: String = word.chars().take(1).collect();
+            let first = first_chars(&word.text, 1);
             if first != key {
-                candidates.extend(self.by_start.get(&first).into_iter().flatten());
+                candidates.extend(self.by_start.get(first).into_iter().flatten());
             }
-            if super::script_of(word) == super::Script::Arabic {
+            if word.script == super::Script::Arabic {
                 for clitic in ARABIC_PROCLITICS {
-                    if let Some(rest) = word.strip_prefix(clitic) {
-                        candidates
-                            .extend(self.by_start.get(&start_key(rest)).into_iter().flatten());
+                    if let Some(rest) = word.text.strip_prefix(clitic) {
+                        candidates.extend(self.by_start.get(start_key(rest)).into_iter().flatten());
                     }
                 }
             }
@@ -397,12 +496,53 @@ impl PatternSet {
             candidates.sort_unstable();
             candidates.dedup();
             for &index in &candidates {
-                if let Some((from, to)) = self.patterns[index].find(&text.words, start) {
-                    found.push((index, from, to));
+                let (pattern, part) = self.sequences[index];
+                if let Some((from, to)) =
+                    self.patterns[pattern].parts[part].find(&text.words, start)
+                {
+                    if self.patterns[pattern].parts.len() == 1 {
+                        found.push((pattern, from, to));
+                    } else {
+                        parts_found.push((pattern, part, from, to));
+                    }
                 }
             }
         }
+        if !parts_found.is_empty() {
+            self.join_parts(&mut parts_found, &mut found);
+        }
         found
+    }
+
+    /// The `a & b` patterns all of whose parts were found within [`WINDOW`] words of the
+    /// first part's place: (pattern, first word, last word) of each.
+    fn join_parts(
+        &self,
+        parts_found: &mut [(usize, usize, usize, usize)],
+        found: &mut Vec<(usize, usize, usize)>,
+    ) {
+        parts_found.sort_unstable();
+        for chunk in parts_found.chunk_by(|a, b| a.0 == b.0) {
+            let pattern = chunk[0].0;
+            let count = self.patterns[pattern].parts.len();
+            for &(_, _, from, to) in chunk.iter().filter(|found| found.1 == 0) {
+                let (mut first, mut last) = (from, to);
+                let all = (1..count).all(|other| {
+                    let near = chunk.iter().find(|&&(_, p, f, t)| {
+                        p == other && f.abs_diff(from) <= WINDOW && t.abs_diff(to) <= WINDOW
+                    });
+                    if let Some(&(_, _, f, t)) = near {
+                        first = first.min(f);
+                        last = last.max(t);
+                    }
+                    near.is_some()
+                });
+                if all {
+                    found.push((pattern, first, last));
+                    break;
+                }
+            }
+        }
     }
 
     pub fn pattern(&self, index: usize) -> &Pattern {
@@ -447,6 +587,55 @@ mod tests {
         assert!(finds(&["tira el? pelo"], "me tira el pelo"));
         assert!(finds(&["tira el? pelo"], "me tira pelo"));
         assert!(!finds(&["tira el? pelo"], "me tira"));
+    }
+
+    #[test]
+    fn parts_joined_by_and_are_found_in_any_order_near_each_other() {
+        let pattern = ["paura & stanotte|adesso"];
+        assert!(finds(&pattern, "ho paura, stanotte torna"));
+        assert!(finds(
+            &pattern,
+            "adesso sento che sale le scale e ho tanta paura"
+        ));
+        assert!(!finds(&pattern, "ho paura"));
+        let far = format!("ho paura {} adesso", "di non pagare la bolletta ".repeat(4));
+        assert!(!finds(&pattern, &far));
+        assert!(finds(
+            &["ponte|cavalcavia & guardo giu"],
+            "sono sul cavalcavia da mezz ora e guardo giu"
+        ));
+        assert!(Pattern::parse("paura &").is_err());
+        assert!(Pattern::parse("& paura").is_err());
+    }
+
+    #[test]
+    fn one_edit_is_one_letter_changed_added_left_out_or_swapped() {
+        for (word, wanted) in [
+            ("uccidermi", "uccidermi"),
+            ("ucciderni", "uccidermi"),
+            ("ucciddermi", "uccidermi"),
+            ("ucidermi", "uccidermi"),
+            ("uccdiermi", "uccidermi"),
+            ("uccidermi", "uccidermii"),
+            ("uccidermii", "uccidermi"),
+            ("убиватися", "убиваться"),
+        ] {
+            assert!(one_edit_apart(word, wanted, false), "{word} {wanted}");
+        }
+        for (word, wanted) in [
+            ("uccidercii", "uccidermi"),
+            ("uccid", "uccidermi"),
+            ("ab", "abcd"),
+            ("ucicdremi", "uccidermi"),
+        ] {
+            assert!(!one_edit_apart(word, wanted, false), "{word} {wanted}");
+        }
+        assert!(one_edit_apart("pichiata", "picchi", true));
+        assert!(one_edit_apart("picchhiata", "picchi", true));
+        assert!(one_edit_apart("picchata", "picchi", true));
+        assert!(one_edit_apart("picchi", "picchia", true));
+        assert!(!one_edit_apart("picc", "picchi", true));
+        assert!(!one_edit_apart("pacchetto", "picchi", true));
     }
 
     #[test]
