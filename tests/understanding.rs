@@ -2,13 +2,13 @@
 //! labelled sets of `tests/data/` with the real dialogues:
 //!
 //! - `danger_dev.tsv` (Italian), `danger_dev2.tsv` (seven other languages), `danger_dev3.tsv`
-//!   and `danger_dev4.tsv` (all languages, each written after the tuning on the sets before
-//!   it and measured unseen first) and
+//!   and `danger_dev4.tsv` (all languages), `danger_dev5.tsv` (es ru uk zh ar en; each
+//!   written after the tuning on the sets before it and measured unseen first) and
 //!   `danger_holdout.tsv`, `danger_holdout2.tsv`: danger (violence, self-harm, children,
 //!   medical) and ordinary messages in eight languages. Each is sent as a citizen's
 //!   first message; danger must be answered at once with that danger's numbers.
 //! - `evaluation.tsv` (it, en, es), `evaluation2.tsv` (ar, fr, uk) and `evaluation3.tsv`
-//!   (all six, written later, measured unseen and not yet held to the target): messages for the
+//!   (all six, dev only, written later and measured unseen first): messages for the
 //!   twelve areas, sent at the menu, each marked `dev` or `holdout`; each must reach its
 //!   area (emergencies: the numbers in the first reply).
 //!
@@ -34,11 +34,12 @@ const DANGER_TUNING_SETS: &[&str] = &[
 ];
 /// Never tuned on.
 const DANGER_HOLDOUT_SETS: &[&str] = &["danger_holdout.tsv", "danger_holdout2.tsv"];
-/// In the order they were written; each was first measured unseen.
-const AREA_SETS: &[&str] = &["evaluation.tsv", "evaluation2.tsv"];
-/// Written after the tuning on `AREA_SETS` (unseen: 81.2% right on 2026-12-02): printed,
-/// not yet held to the target, until the vocabulary is tuned on it.
-const AREA_FRESH_SETS: &[&str] = &["evaluation3.tsv"];
+/// In the order they were written; each was first measured unseen (evaluation3.tsv:
+/// 81.2% right on 2026-12-02, before the vocabulary was tuned on it).
+const AREA_SETS: &[&str] = &["evaluation.tsv", "evaluation2.tsv", "evaluation3.tsv"];
+/// Sets written after the last tuning: printed with their misses, not yet held to the
+/// target (none today; a new set goes here first).
+const AREA_FRESH_SETS: &[&str] = &[];
 const RECALL_TARGET: f64 = 0.98;
 const PRECISION_TARGET: f64 = 0.95;
 const AREA_TARGET: f64 = 0.95;

@@ -67,6 +67,8 @@ struct Entry {
 
 #[derive(Clone, Default)]
 pub struct Index {
+    /// Changes whenever a phrase is added: the key under which [`Words`] keep the hits.
+    generation: Generation,
     entries: Vec<Entry>,
     ids: HashMap<(Box<str>, Lang), u32>,
     by_plain: HashMap<Box<str>, Vec<u32>>,
@@ -76,6 +78,17 @@ pub struct Index {
     /// A phrase's score is multiplied by its weight (see [`Index::add_with_strong`]).
     weights: Vec<f32>,
     postings: Vec<Vec<u32>>,
+}
+
+/// A number no other index (or earlier state of this one) has had.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Generation(u64);
+
+impl Default for Generation {
+    fn default() -> Generation {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Generation(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 /// The weight of a single word of a label matched alone: less than a whole synonym, so
@@ -145,6 +158,7 @@ impl Index {
     /// Adds the phrases of one candidate, the first `strong` whole (labels, synonyms),
     /// the others single words of a label, weighted [`LABEL_WORD_WEIGHT`].
     pub fn add_with_strong(&mut self, phrases: &[Phrase], strong: usize) -> PhraseSet {
+        self.generation = Generation::default();
         let start = self.phrases.len() as u32;
         for (position, phrase) in phrases.iter().enumerate() {
             if phrase.is_empty() {
@@ -212,8 +226,21 @@ impl Index {
         id
     }
 
-    /// Which indexed words the text's words match, and how well.
-    pub fn hits(&self, words: &Words) -> Hits {
+    /// Which indexed words the text's words match, and how well: worked out once per
+    /// text and index, then read from `words`.
+    pub fn hits<'w>(&self, words: &'w Words) -> std::borrow::Cow<'w, Hits> {
+        let generation = self.generation.0;
+        let cached = words
+            .hits
+            .get_or_init(|| (generation, self.find_hits(words)));
+        if cached.0 == generation {
+            std::borrow::Cow::Borrowed(&cached.1)
+        } else {
+            std::borrow::Cow::Owned(self.find_hits(words))
+        }
+    }
+
+    fn find_hits(&self, words: &Words) -> Hits {
         let mut found: HashMap<u32, (f32, u32)> = HashMap::new();
         let mut note = |entry: u32, similarity: f32, position: u32| {
             let slot = found.entry(entry).or_insert((0.0, position));
@@ -222,6 +249,7 @@ impl Index {
             }
         };
         let mut spellings = Vec::new();
+        let mut compared: Vec<u32> = Vec::new();
         for (position, word) in words.words.iter().enumerate() {
             let position = position as u32;
             if let Some(ids) = self.by_plain.get(word.plain.as_str()) {
@@ -247,9 +275,15 @@ impl Index {
                 self.swaps(word, position, &mut note);
             } else if word.chars >= 5 {
                 spellings.clear();
+                compared.clear();
                 deletions(&word.plain, deletion_depth(word.chars), &mut spellings);
                 for spelling in &spellings {
                     for &id in self.deletes.get(spelling.as_str()).into_iter().flatten() {
+                        // Several deletions lead to the same entry: compare it once.
+                        if compared.contains(&id) {
+                            continue;
+                        }
+                        compared.push(id);
                         let entry = &self.entries[id as usize];
                         let similarity = fuzzy(&entry.plain, entry.chars, &word.plain, word.chars);
                         if similarity > 0.0 {

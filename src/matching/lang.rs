@@ -159,26 +159,36 @@ fn ukrainian_stem(word: &str) -> Cow<'_, str> {
 
 /// The script of a normalised word, by its first letter.
 pub fn script_of(word: &str) -> Script {
-    for character in word.chars() {
-        if !character.is_alphabetic() {
-            continue;
-        }
-        let code = character as u32;
-        return match code {
-            0x0600..=0x06FF
-            | 0x0750..=0x077F
-            | 0x08A0..=0x08FF
-            | 0xFB50..=0xFDFF
-            | 0xFE70..=0xFEFF => Script::Arabic,
-            0x0400..=0x052F => Script::Cyrillic,
-            0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0xF900..=0xFAFF => Script::Han,
-            _ if character.is_ascii_alphabetic() || (0x00C0..=0x024F).contains(&code) => {
-                Script::Latin
-            }
-            _ => Script::Other,
-        };
+    word.chars()
+        .find_map(letter_script)
+        .unwrap_or(Script::Other)
+}
+
+/// The script of a letter; None for a character that is no letter.
+pub(crate) fn letter_script(character: char) -> Option<Script> {
+    // The common letters first, without the Unicode tables.
+    if character.is_ascii() {
+        return character.is_ascii_alphabetic().then_some(Script::Latin);
     }
-    Script::Other
+    match character {
+        '\u{0621}'..='\u{064A}' => return Some(Script::Arabic),
+        '\u{0400}'..='\u{045F}' => return Some(Script::Cyrillic),
+        '\u{4E00}'..='\u{9FFF}' => return Some(Script::Han),
+        _ => {}
+    }
+    if !character.is_alphabetic() {
+        return None;
+    }
+    let code = character as u32;
+    Some(match code {
+        0x0600..=0x06FF | 0x0750..=0x077F | 0x08A0..=0x08FF | 0xFB50..=0xFDFF | 0xFE70..=0xFEFF => {
+            Script::Arabic
+        }
+        0x0400..=0x052F => Script::Cyrillic,
+        0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0xF900..=0xFAFF => Script::Han,
+        _ if character.is_ascii_alphabetic() || (0x00C0..=0x024F).contains(&code) => Script::Latin,
+        _ => Script::Other,
+    })
 }
 
 /// Words that carry no need in any of the languages: articles, prepositions, pronouns,

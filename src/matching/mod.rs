@@ -35,11 +35,34 @@ pub use lang::{Everyday, Lang, Script, everyday, script_of};
 /// words separated by one space. An apostrophe inside a Cyrillic word ("б'є") is dropped
 /// without splitting it.
 pub fn normalise(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    // ASCII decomposes to itself: the Unicode tables are read only for other text.
+    if text.is_ascii() {
+        normalise_characters(text.chars(), text.len())
+    } else {
+        normalise_characters(text.nfkd(), text.len())
+    }
+}
+
+fn normalise_characters(characters: impl Iterator<Item = char>, length: usize) -> String {
+    let mut out = String::with_capacity(length);
     let mut last_space = true;
     let mut previous: Option<char> = None;
-    let mut characters = text.nfkd().peekable();
+    let mut characters = characters.peekable();
     while let Some(character) = characters.next() {
+        // Most letters are plain Latin or Arabic: no table lookups for them.
+        if character.is_ascii_alphanumeric() || ('\u{0621}'..='\u{064A}').contains(&character) {
+            let lower = character.to_ascii_lowercase();
+            let lower = match lower {
+                'ـ' => continue,
+                'ى' => 'ي',
+                'ة' => 'ه',
+                other => other,
+            };
+            out.push(lower);
+            previous = Some(lower);
+            last_space = false;
+            continue;
+        }
         if unicode_normalization::char::is_combining_mark(character) {
             continue;
         }
@@ -119,8 +142,7 @@ fn is_apostrophe(character: char) -> bool {
 }
 
 fn script_of_char(character: char) -> Script {
-    let mut buffer = [0u8; 4];
-    script_of(character.encode_utf8(&mut buffer))
+    lang::letter_script(character).unwrap_or(Script::Other)
 }
 
 /// Italian chat shorthand, spelt out before matching.
@@ -279,6 +301,9 @@ pub struct Words {
     /// language the text seems written in): stemming in every language would cost more
     /// than the rest of the match.
     pub langs: Vec<Lang>,
+    /// The hits of the last index asked ([`index::Index::hits`]): a step asks the same
+    /// index several times (intent, choice, deeper choice), the text does not change.
+    hits: OnceCell<(u64, index::Hits)>,
 }
 
 impl Words {
@@ -297,6 +322,7 @@ impl Words {
                 .map(TextWord::new)
                 .collect(),
             langs: all_langs,
+            hits: OnceCell::new(),
         }
     }
 

@@ -409,8 +409,9 @@ pub struct PatternSet {
     /// Every part of every pattern, with its (pattern, part).
     sequences: Vec<(usize, usize)>,
     by_start: HashMap<String, Vec<usize>>,
-    /// Sequences whose first word can match anywhere in a word (`*ضرب`): tried at every word.
-    anywhere: Vec<usize>,
+    /// Sequences whose first word can match anywhere in a word (`*ضرب`): tried at every
+    /// word of the script of one of its first word's alternatives.
+    anywhere: Vec<(super::Script, usize)>,
 }
 
 /// The letters a first word is indexed by: its first two (or its only one).
@@ -451,7 +452,13 @@ impl PatternSet {
                 }
             }
             if anywhere {
-                set.anywhere.push(index);
+                let mut scripts: Vec<super::Script> = sequence.words[0]
+                    .iter()
+                    .map(|alternative| super::script_of(alternative.text()))
+                    .collect();
+                scripts.dedup();
+                set.anywhere
+                    .extend(scripts.into_iter().map(|script| (script, index)));
                 continue;
             }
             keys.sort();
@@ -492,7 +499,12 @@ impl PatternSet {
                     }
                 }
             }
-            candidates.extend(&self.anywhere);
+            candidates.extend(
+                self.anywhere
+                    .iter()
+                    .filter(|(script, _)| *script == word.script)
+                    .map(|&(_, index)| index),
+            );
             candidates.sort_unstable();
             candidates.dedup();
             for &index in &candidates {
