@@ -35,6 +35,8 @@ pub struct App {
     listener: tokio::net::TcpListener,
     telegram: Option<Arc<Telegram>>,
     matrix: Option<Arc<Matrix>>,
+    /// This run's hold on the database: a second `sportello run` refuses to start.
+    run_lock: crate::store::RunLock,
 }
 
 #[derive(Clone)]
@@ -49,6 +51,8 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let bundle = load_bundle(&config)?;
         let store = Arc::new(Store::open(&config.database_url).await?);
+        // Two runs on one database would answer every message twice.
+        let run_lock = store.lock_for_run().await?;
         let listener = tokio::net::TcpListener::bind(&config.http_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.http_addr))?;
@@ -114,6 +118,7 @@ impl App {
             listener,
             telegram,
             matrix,
+            run_lock,
         })
     }
 
@@ -181,6 +186,7 @@ impl App {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
         self.store.close().await;
+        drop(self.run_lock);
         Ok(())
     }
 }

@@ -159,7 +159,36 @@ conformance!(
     forgetting_a_case_asks_the_volunteers_side_to_redact_it,
     the_outbox_retries_and_keeps_order,
     a_database_of_a_newer_schema_is_refused,
+    a_second_run_on_the_same_database_is_refused,
 );
+
+/// Until several instances are supported, two `sportello run` on one database would
+/// deliver every message twice: the second one is refused, with a message that says so,
+/// and the database is free again once the first one stops.
+async fn a_second_run_on_the_same_database_is_refused(db: &Db) {
+    let first = db
+        .store
+        .lock_for_run()
+        .await
+        .expect("the first run takes the database");
+    let other = Store::open(&db.url).await.unwrap();
+    match other.lock_for_run().await {
+        Err(error @ StoreError::AlreadyRunning { .. }) => {
+            let told = error.to_string();
+            assert!(told.contains("already using the database"), "{told}");
+            assert!(told.contains("twice"), "{told}");
+        }
+        Err(error) => panic!("refused for another reason: {error}"),
+        Ok(_) => panic!("a second run was let in"),
+    }
+    drop(first);
+    let again = other
+        .lock_for_run()
+        .await
+        .expect("the database is free once the first run stops");
+    drop(again);
+    other.close().await;
+}
 
 fn t0() -> DateTime<Utc> {
     rome(2026, 3, 17, 10, 0)

@@ -31,6 +31,7 @@ const DANGER_TUNING_SETS: &[&str] = &[
     "danger_dev2.tsv",
     "danger_dev3.tsv",
     "danger_dev4.tsv",
+    "danger_dev5.tsv",
 ];
 /// Never tuned on.
 const DANGER_HOLDOUT_SETS: &[&str] = &["danger_holdout.tsv", "danger_holdout2.tsv"];

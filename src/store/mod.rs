@@ -60,6 +60,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("failure injected at {0:?}")]
     Injected(FailPoint),
+    #[error(
+        "another `sportello run` is already using the database {url}: two would answer every message twice. Stop the other one first (several instances on one database are not supported yet)"
+    )]
+    AlreadyRunning { url: String },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -208,6 +212,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     url: String,
+    /// The URL connections are opened with (it may hold a password: never shown).
+    connect_url: String,
     stripes: Vec<tokio::sync::Mutex<()>>,
     fail_at: StdMutex<Option<FailPoint>>,
     /// Woken when a transaction added outbox rows, so that deliverers need not poll.
@@ -266,6 +272,24 @@ fn describe(input: &Input, state: &State) -> String {
             "[avviso: volontari irraggiungibili, messaggi in attesa]".to_string()
         }
     }
+}
+
+/// Held for as long as one `sportello run` uses the database ([`Store::lock_for_run`]).
+pub struct RunLock {
+    _held: Held,
+}
+
+enum Held {
+    None,
+    File(std::fs::File),
+    Postgres(sqlx::AnyConnection),
+}
+
+/// The file of a prepared SQLite URL (`sqlite://PATH?QUERY`), None in memory.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://")?;
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    (!path.is_empty() && !path.starts_with(":memory:")).then_some(path)
 }
 
 fn status_of(state: &State, previous: Option<&str>) -> &'static str {
@@ -328,10 +352,64 @@ impl Store {
             pool,
             backend,
             url: shown,
+            connect_url: url,
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             fail_at: StdMutex::new(None),
             outbox_changed: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Takes the database for one `sportello run`: a second run on the same database
+    /// gets [`StoreError::AlreadyRunning`] until the first one stops (or dies: the lock
+    /// goes with its process). On PostgreSQL a session advisory lock, on SQLite a lock
+    /// on a `.lock` file beside the database.
+    pub async fn lock_for_run(&self) -> Result<RunLock> {
+        let already = || StoreError::AlreadyRunning {
+            url: self.url.clone(),
+        };
+        match self.backend {
+            Backend::Postgres => {
+                let mut connection = sqlx::AnyConnection::connect(&self.connect_url).await?;
+                // The key is "sportell" in ASCII (0x73706f7274656c6c); sqlx takes static SQL only.
+                let taken: bool =
+                    sqlx::query_scalar("SELECT pg_try_advisory_lock(8318271049123064940)")
+                        .fetch_one(&mut connection)
+                        .await?;
+                if !taken {
+                    let _ = connection.close().await;
+                    return Err(already());
+                }
+                Ok(RunLock {
+                    _held: Held::Postgres(connection),
+                })
+            }
+            Backend::Sqlite => {
+                let Some(path) = sqlite_path(&self.connect_url) else {
+                    // An in-memory database cannot be shared.
+                    return Ok(RunLock { _held: Held::None });
+                };
+                let lock_path = format!("{path}.lock");
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock_path)
+                    .map_err(|error| StoreError::Connect {
+                        url: self.url.clone(),
+                        reason: format!("cannot open {lock_path}: {}", error.kind()),
+                    })?;
+                match file.try_lock() {
+                    Ok(()) => Ok(RunLock {
+                        _held: Held::File(file),
+                    }),
+                    Err(std::fs::TryLockError::WouldBlock) => Err(already()),
+                    Err(std::fs::TryLockError::Error(error)) => Err(StoreError::Connect {
+                        url: self.url.clone(),
+                        reason: format!("cannot lock {lock_path}: {}", error.kind()),
+                    }),
+                }
+            }
+        }
     }
 
     /// Completes when a transaction adds outbox rows (a deliverer's wake-up call).
