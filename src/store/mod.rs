@@ -281,8 +281,13 @@ pub struct RunLock {
 
 enum Held {
     None,
-    File(std::fs::File),
-    Postgres(sqlx::AnyConnection),
+    /// Dropping the file releases its lock; closing the connection, the advisory lock.
+    File {
+        _locked: std::fs::File,
+    },
+    Postgres {
+        _session: sqlx::AnyConnection,
+    },
 }
 
 /// The file of a prepared SQLite URL (`sqlite://PATH?QUERY`), None in memory.
@@ -380,7 +385,9 @@ impl Store {
                     return Err(already());
                 }
                 Ok(RunLock {
-                    _held: Held::Postgres(connection),
+                    _held: Held::Postgres {
+                        _session: connection,
+                    },
                 })
             }
             Backend::Sqlite => {
@@ -400,7 +407,7 @@ impl Store {
                     })?;
                 match file.try_lock() {
                     Ok(()) => Ok(RunLock {
-                        _held: Held::File(file),
+                        _held: Held::File { _locked: file },
                     }),
                     Err(std::fs::TryLockError::WouldBlock) => Err(already()),
                     Err(std::fs::TryLockError::Error(error)) => Err(StoreError::Connect {
