@@ -1863,6 +1863,16 @@ mod tests {
     }
 
     #[test]
+    fn a_language_written_twice_is_an_error_not_a_silent_loss() {
+        let (_, errors) = groups("persona:\n  ro: [sot]\n  it: [marito]\n  ro: [iubit]\n");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].message.contains("'ro' is written twice"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
     fn word_groups_explain_their_mistakes() {
         let (words, _) = groups("persona: { it: [marito] }\n");
         let (message, hint) = words.expand("@persone mi picchia", Lang::It).unwrap_err();

@@ -255,11 +255,22 @@ pub fn by_language(
     match &node.kind {
         Kind::Map(entries) => {
             let mut out = Vec::new();
+            let mut seen: Vec<&str> = Vec::new();
             for (key, value) in entries {
                 let Some(code) = key.as_str() else {
                     sink.error(key.span, format!("a language of {what} is not a word"));
                     continue;
                 };
+                // A second `ro:` would silently hide the first one's lines.
+                if seen.contains(&code) {
+                    sink.error_hint(
+                        key.span,
+                        format!("language '{code}' is written twice in {what}"),
+                        "put all its lines under one key",
+                    );
+                    continue;
+                }
+                seen.push(code);
                 let Some(lang) = Lang::from_code(code).filter(|lang| lang.code() == code) else {
                     sink.error_hint(
                         key.span,
