@@ -49,23 +49,6 @@ fn normalise_characters(characters: impl Iterator<Item = char>, length: usize) -
     let mut previous: Option<char> = None;
     let mut characters = characters.peekable();
     while let Some(character) = characters.next() {
-        // Most letters are plain Latin or Arabic: no table lookups for them.
-        if character.is_ascii_alphanumeric() || ('\u{0621}'..='\u{064A}').contains(&character) {
-            let lower = character.to_ascii_lowercase();
-            let lower = match lower {
-                'ـ' => continue,
-                'ى' => 'ي',
-                'ة' => 'ه',
-                other => other,
-            };
-            out.push(lower);
-            previous = Some(lower);
-            last_space = false;
-            continue;
-        }
-        if unicode_normalization::char::is_combining_mark(character) {
-            continue;
-        }
         let character = match character {
             'ى' | 'ی' => 'ي',
             'ة' => 'ه',
@@ -75,6 +58,17 @@ fn normalise_characters(characters: impl Iterator<Item = char>, length: usize) -
             '۰'..='۹' => char::from(b'0' + (character as u32 - '۰' as u32) as u8),
             other => other,
         };
+        // Most letters are plain Latin or Arabic: no table lookups for them.
+        if character.is_ascii_alphanumeric() || ('\u{0621}'..='\u{064A}').contains(&character) {
+            let lower = character.to_ascii_lowercase();
+            out.push(lower);
+            previous = Some(lower);
+            last_space = false;
+            continue;
+        }
+        if unicode_normalization::char::is_combining_mark(character) {
+            continue;
+        }
         if is_apostrophe(character)
             && previous.is_some_and(|c| script_of_char(c) == Script::Cyrillic)
             && characters

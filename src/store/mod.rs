@@ -290,13 +290,6 @@ enum Held {
     },
 }
 
-/// The file of a prepared SQLite URL (`sqlite://PATH?QUERY`), None in memory.
-fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("sqlite://")?;
-    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
-    (!path.is_empty() && !path.starts_with(":memory:")).then_some(path)
-}
-
 fn status_of(state: &State, previous: Option<&str>) -> &'static str {
     match state.mode {
         Mode::Ended => "closed",
@@ -391,7 +384,7 @@ impl Store {
                 })
             }
             Backend::Sqlite => {
-                let Some(path) = sqlite_path(&self.connect_url) else {
+                let Some(path) = url::sqlite_file(&self.connect_url) else {
                     // An in-memory database cannot be shared.
                     return Ok(RunLock { _held: Held::None });
                 };

@@ -57,6 +57,14 @@ pub fn prepare(url: &str) -> Result<(Backend, String), ()> {
 }
 
 /// A connection error in a few plain words, without the URL's password.
+/// The file of a URL made by [`prepare`] (`sqlite://PATH?QUERY`); None for PostgreSQL
+/// and for an in-memory database.
+pub fn sqlite_file(prepared: &str) -> Option<&str> {
+    let rest = prepared.strip_prefix("sqlite://")?;
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    (!path.is_empty() && !path.starts_with(":memory:")).then_some(path)
+}
+
 pub fn plain_reason(error: &sqlx::Error) -> String {
     let reason = match error {
         sqlx::Error::Io(io) => io.to_string(),
@@ -95,6 +103,10 @@ mod tests {
         let (backend, prepared) = prepare(&url).unwrap();
         assert_eq!(backend, Backend::Sqlite);
         assert!(prepared.ends_with("x.db?mode=rwc"), "{prepared}");
+        let file = format!("{}/x.db", dir.display());
+        assert_eq!(sqlite_file(&prepared), Some(file.as_str()));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://bot@db/sportello"), None);
         assert!(dir.is_dir());
         let _ = std::fs::remove_dir_all(dir);
         assert!(prepare("mysql://x").is_err());
