@@ -182,6 +182,16 @@ impl Bot {
         if text.is_empty() {
             return None;
         }
+        // Most messages match no group: the exceptions and the history are read only
+        // when one does.
+        let found: Vec<Vec<(usize, usize, usize)>> = self
+            .emergencies
+            .iter()
+            .map(|group| group.patterns.find_all(&text))
+            .collect();
+        if found.iter().all(Vec::is_empty) {
+            return None;
+        }
         let exceptions = self.exceptions(&text);
         // A `past` phrase tells as history the danger of its own sentence only: "il
         // mese scorso ho prenotato; adesso ho un dolore al petto" stays an alarm.
@@ -194,16 +204,17 @@ impl Bot {
             .collect();
         let safe_now =
             !past_sentences.is_empty() && !self.history.safe_now.find_all(&text).is_empty();
-        self.emergencies.iter().find(|group| {
-            group
-                .found_outside(&text, &exceptions)
-                .into_iter()
-                .any(|(_, from, _)| {
+        self.emergencies
+            .iter()
+            .zip(found)
+            .find(|(group, found)| {
+                outside(found, &exceptions).any(|(_, from, _)| {
                     let told_as_history = past_sentences.contains(&text.sentence_of(from))
                         && (group.past_cancels || safe_now);
                     !told_as_history
                 })
-        })
+            })
+            .map(|(group, _)| group)
     }
 
     /// Where the text holds an exception of any group ("mi ammazzo di lavoro" is no
@@ -284,16 +295,21 @@ impl EmergencyGroup {
         text: &PatternText,
         exceptions: &[(usize, usize)],
     ) -> Vec<(usize, usize, usize)> {
-        self.patterns
-            .find_all(text)
-            .into_iter()
-            .filter(|&(_, from, to)| {
-                !exceptions
-                    .iter()
-                    .any(|&(except_from, except_to)| except_from <= to && from <= except_to)
-            })
-            .collect()
+        outside(&self.patterns.find_all(text), exceptions).collect()
     }
+}
+
+/// The places found, (pattern, first word, last word), that share no word with an
+/// exception span.
+fn outside<'a>(
+    found: &'a [(usize, usize, usize)],
+    exceptions: &'a [(usize, usize)],
+) -> impl Iterator<Item = (usize, usize, usize)> + 'a {
+    found.iter().copied().filter(|&(_, from, to)| {
+        !exceptions
+            .iter()
+            .any(|&(except_from, except_to)| except_from <= to && from <= except_to)
+    })
 }
 
 /// Where a `next`, `otherwise`, `goto` or branch leads; `flow` and `step` are filled in

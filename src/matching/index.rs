@@ -11,7 +11,7 @@
 //! words within that many edits share such a spelling). Only the few candidates found
 //! there are measured, and only the phrases that hold a found word are scored.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::{Lang, Phrase, TextWord, Words, combine, fuzzy, is_one_swap};
 
@@ -105,41 +105,34 @@ impl std::fmt::Debug for Index {
     }
 }
 
-/// Every spelling of `word` with `depth` letters or fewer deleted (the word itself too).
-fn deletions(word: &str, depth: usize, out: &mut Vec<String>) {
-    let characters: Vec<char> = word.chars().collect();
-    out.push(word.to_string());
-    let mut one: Vec<String> = Vec::with_capacity(characters.len());
-    for skip in 0..characters.len() {
-        let variant: String = characters
-            .iter()
-            .enumerate()
-            .filter(|(index, _)| *index != skip)
-            .map(|(_, c)| *c)
-            .collect();
-        if !one.contains(&variant) {
-            one.push(variant);
-        }
+/// Every spelling of `word` with `depth` (at most two) letters or fewer deleted, the
+/// word itself too, each handed to `visit` from one reused buffer: it runs for every
+/// word of every message. A spelling may come twice (from a doubled letter); the
+/// callers tolerate that.
+fn for_each_deletion(word: &str, depth: usize, mut visit: impl FnMut(&str)) {
+    visit(word);
+    if depth == 0 {
+        return;
     }
-    if depth >= 2 {
-        let mut two: std::collections::HashSet<String> = std::collections::HashSet::new();
-        for spelling in &one {
-            let characters: Vec<char> = spelling.chars().collect();
-            for skip in 0..characters.len() {
-                two.insert(
-                    characters
-                        .iter()
-                        .enumerate()
-                        .filter(|(index, _)| *index != skip)
-                        .map(|(_, c)| *c)
-                        .collect(),
-                );
+    let letters: Vec<(usize, usize)> = word
+        .char_indices()
+        .map(|(at, letter)| (at, at + letter.len_utf8()))
+        .collect();
+    let mut spelling = String::with_capacity(word.len());
+    for (index, &(from, to)) in letters.iter().enumerate() {
+        spelling.clear();
+        spelling.push_str(&word[..from]);
+        spelling.push_str(&word[to..]);
+        visit(&spelling);
+        if depth >= 2 {
+            for &(second_from, second_to) in &letters[index + 1..] {
+                spelling.clear();
+                spelling.push_str(&word[..from]);
+                spelling.push_str(&word[to..second_from]);
+                spelling.push_str(&word[second_to..]);
+                visit(&spelling);
             }
         }
-        out.extend(one);
-        out.extend(two);
-    } else if depth == 1 {
-        out.extend(one);
     }
 }
 
@@ -206,14 +199,12 @@ impl Index {
                 .push(id);
         }
         if !digits && chars >= 5 {
-            let mut spellings = Vec::new();
-            deletions(&word.plain, deletion_depth(chars), &mut spellings);
-            for spelling in spellings {
+            for_each_deletion(&word.plain, deletion_depth(chars), |spelling| {
                 let list = self.deletes.entry(spelling.into()).or_default();
                 if list.last() != Some(&id) {
                     list.push(id);
                 }
-            }
+            });
         }
         self.entries.push(Entry {
             plain: word.plain.as_str().into(),
@@ -241,14 +232,13 @@ impl Index {
     }
 
     fn find_hits(&self, words: &Words) -> Hits {
-        let mut found: HashMap<u32, (f32, u32)> = HashMap::new();
+        let mut found: HashMap<u32, (f32, u32)> = HashMap::default();
         let mut note = |entry: u32, similarity: f32, position: u32| {
             let slot = found.entry(entry).or_insert((0.0, position));
             if similarity > slot.0 {
                 *slot = (similarity, position);
             }
         };
-        let mut spellings = Vec::new();
         let mut compared: Vec<u32> = Vec::new();
         for (position, word) in words.words.iter().enumerate() {
             let position = position as u32;
@@ -274,11 +264,9 @@ impl Index {
             if word.chars == 4 {
                 self.swaps(word, position, &mut note);
             } else if word.chars >= 5 {
-                spellings.clear();
                 compared.clear();
-                deletions(&word.plain, deletion_depth(word.chars), &mut spellings);
-                for spelling in &spellings {
-                    for &id in self.deletes.get(spelling.as_str()).into_iter().flatten() {
+                for_each_deletion(&word.plain, deletion_depth(word.chars), |spelling| {
+                    for &id in self.deletes.get(spelling).into_iter().flatten() {
                         // Several deletions lead to the same entry: compare it once.
                         if compared.contains(&id) {
                             continue;
@@ -290,7 +278,7 @@ impl Index {
                             note(id, similarity, position);
                         }
                     }
-                }
+                });
             }
         }
         let mut touched: Vec<u32> = found

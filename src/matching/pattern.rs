@@ -20,7 +20,7 @@
 //!
 //! Pure: a pattern set is built once at load time and then only read.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::tokens;
 
@@ -54,14 +54,13 @@ impl Alternative {
         }
         // Arabic writes "and", "the", "with", "for" on the front of a word: "والموتور" is
         // "and the engine". A word of the pattern is also found behind those.
-        if word.script == super::Script::Arabic
+        if !word.behind_clitics.is_empty()
             && matches!(self, Alternative::Exact(..) | Alternative::Prefix(..))
         {
-            return ARABIC_PROCLITICS.iter().any(|clitic| {
-                word.text.strip_prefix(clitic).is_some_and(|rest| {
-                    !rest.is_empty() && self.matches_as_written(rest, rest.chars().count())
-                })
-            });
+            return word
+                .behind_clitics
+                .iter()
+                .any(|&(at, chars)| self.matches_as_written(&word.text[at..], chars));
         }
         false
     }
@@ -176,6 +175,20 @@ struct Sequence {
     words: Vec<Vec<Alternative>>,
     /// Words written with a final `?` may be missing ("tira el? pelo").
     optional: Vec<bool>,
+    /// For each later word that must be there and is found by its first letters (not
+    /// `*x`), the [`key_bit`]s of its alternatives: a text none of whose words has one
+    /// of them cannot hold the sequence, and is not read for it.
+    needs: Vec<u64>,
+}
+
+/// A word's first letters ([`start_key`]) as one bit of 64. A text's bits say, cheaply
+/// and with few false positives, which first letters its words have: most patterns
+/// whose first word a text holds ("mi", "non") miss a later word it cannot have.
+fn key_bit(key: &str) -> u64 {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    1 << (hash % 64)
 }
 
 /// Why a pattern cannot be read.
@@ -291,7 +304,32 @@ impl Sequence {
                 hint: "write words, like \"mi picchia\"".into(),
             });
         }
-        Ok(Sequence { words, optional })
+        // A word is found only behind its own first two letters (a typo is tolerated
+        // after them), so its alternatives' keys say whether a text can hold it.
+        let needs = words
+            .iter()
+            .zip(&optional)
+            .skip(1)
+            .filter(|(alternatives, maybe)| {
+                !**maybe
+                    && alternatives.iter().all(|alternative| {
+                        matches!(
+                            alternative,
+                            Alternative::Exact(..) | Alternative::Prefix(..)
+                        )
+                    })
+            })
+            .map(|(alternatives, _)| {
+                alternatives.iter().fold(0, |bits, alternative| {
+                    bits | key_bit(start_key(alternative.text()))
+                })
+            })
+            .collect();
+        Ok(Sequence {
+            words,
+            optional,
+            needs,
+        })
     }
 
     /// Where the pattern is found in `words`, as (first word, last word), trying each start.
@@ -337,6 +375,30 @@ struct TextWord {
     text: String,
     chars: usize,
     script: super::Script,
+    /// An Arabic word without each proclitic it starts with: (byte offset, characters
+    /// left). Worked out once per text, not once per pattern word compared.
+    behind_clitics: Vec<(usize, usize)>,
+}
+
+impl TextWord {
+    fn new(text: String) -> TextWord {
+        let chars = text.chars().count();
+        let script = super::script_of(&text);
+        let mut behind_clitics = Vec::new();
+        if script == super::Script::Arabic {
+            for clitic in ARABIC_PROCLITICS {
+                if text.len() > clitic.len() && text.starts_with(clitic) {
+                    behind_clitics.push((clitic.len(), chars - clitic.chars().count()));
+                }
+            }
+        }
+        TextWord {
+            text,
+            chars,
+            script,
+            behind_clitics,
+        }
+    }
 }
 
 /// A text read once for patterns: its words, with their lengths, and the sentence each
@@ -345,6 +407,9 @@ struct TextWord {
 pub struct PatternText {
     words: Vec<TextWord>,
     sentences: Vec<usize>,
+    /// The [`key_bit`]s of every word's first letters (and of an Arabic word's behind
+    /// its proclitics).
+    keys: u64,
 }
 
 impl PatternText {
@@ -353,15 +418,22 @@ impl PatternText {
         let mut sentences = Vec::new();
         for (number, sentence) in split_sentences(text).enumerate() {
             for text in tokens(sentence) {
-                words.push(TextWord {
-                    chars: text.chars().count(),
-                    script: super::script_of(&text),
-                    text,
-                });
+                words.push(TextWord::new(text));
                 sentences.push(number);
             }
         }
-        PatternText { words, sentences }
+        let keys = words.iter().fold(0, |bits, word: &TextWord| {
+            word.behind_clitics
+                .iter()
+                .fold(bits | key_bit(start_key(&word.text)), |bits, &(at, _)| {
+                    bits | key_bit(start_key(&word.text[at..]))
+                })
+        });
+        PatternText {
+            words,
+            sentences,
+            keys,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -409,9 +481,32 @@ pub struct PatternSet {
     /// Every part of every pattern, with its (pattern, part).
     sequences: Vec<(usize, usize)>,
     by_start: HashMap<String, Vec<usize>>,
-    /// Sequences whose first word can match anywhere in a word (`*ضرب`): tried at every
-    /// word of the script of one of its first word's alternatives.
-    anywhere: Vec<(super::Script, usize)>,
+    /// Sequences whose first word may end a word (`*ضرب`), by the last two letters.
+    by_end: HashMap<String, Vec<usize>>,
+    /// Sequences whose first word may stand inside a word (`*ضرب*`), by its first two
+    /// letters: looked up at every two letters of a text's word.
+    by_inside: HashMap<String, Vec<usize>>,
+    /// Sequences whose first word is a one-letter `*x` (from a phrase like "*c'è"):
+    /// tried at every word.
+    everywhere: Vec<usize>,
+}
+
+/// Where in a word a first word's alternative may be found, for the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Place {
+    Start,
+    End,
+    Inside,
+}
+
+/// The last `count` characters of `text` (all of it when shorter), without copying.
+fn last_chars(text: &str, count: usize) -> &str {
+    let start = text
+        .char_indices()
+        .rev()
+        .nth(count - 1)
+        .map_or(0, |(at, _)| at);
+    &text[start..]
 }
 
 /// The letters a first word is indexed by: its first two (or its only one).
@@ -441,30 +536,33 @@ impl PatternSet {
         }
         for (index, &(pattern_index, part_index)) in set.sequences.iter().enumerate() {
             let sequence = &set.patterns[pattern_index].parts[part_index];
-            let mut keys: Vec<String> = Vec::new();
-            let mut anywhere = false;
+            let mut keys: Vec<(Place, String)> = Vec::new();
             for alternative in &sequence.words[0] {
-                match alternative {
+                let text = alternative.text();
+                keys.push(match alternative {
                     Alternative::Exact(..) | Alternative::Prefix(..) => {
-                        keys.push(start_key(alternative.text()).to_string())
+                        (Place::Start, start_key(text).to_string())
                     }
-                    Alternative::Suffix(..) | Alternative::Contains(..) => anywhere = true,
-                }
-            }
-            if anywhere {
-                let mut scripts: Vec<super::Script> = sequence.words[0]
-                    .iter()
-                    .map(|alternative| super::script_of(alternative.text()))
-                    .collect();
-                scripts.dedup();
-                set.anywhere
-                    .extend(scripts.into_iter().map(|script| (script, index)));
-                continue;
+                    Alternative::Suffix(..) => (Place::End, last_chars(text, 2).to_string()),
+                    Alternative::Contains(..) => (Place::Inside, start_key(text).to_string()),
+                });
             }
             keys.sort();
             keys.dedup();
-            for key in keys {
-                set.by_start.entry(key).or_default().push(index);
+            if keys
+                .iter()
+                .any(|(place, key)| *place != Place::Start && key.chars().count() < 2)
+            {
+                set.everywhere.push(index);
+                continue;
+            }
+            for (place, key) in keys {
+                let map = match place {
+                    Place::Start => &mut set.by_start,
+                    Place::End => &mut set.by_end,
+                    Place::Inside => &mut set.by_inside,
+                };
+                map.entry(key).or_default().push(index);
             }
         }
         set
@@ -492,26 +590,36 @@ impl PatternSet {
             if first != key {
                 candidates.extend(self.by_start.get(first).into_iter().flatten());
             }
-            if word.script == super::Script::Arabic {
-                for clitic in ARABIC_PROCLITICS {
-                    if let Some(rest) = word.text.strip_prefix(clitic) {
-                        candidates.extend(self.by_start.get(start_key(rest)).into_iter().flatten());
-                    }
+            for &(at, _) in &word.behind_clitics {
+                let rest = &word.text[at..];
+                candidates.extend(self.by_start.get(start_key(rest)).into_iter().flatten());
+            }
+            if !self.by_end.is_empty() {
+                let end = last_chars(&word.text, 2);
+                candidates.extend(self.by_end.get(end).into_iter().flatten());
+            }
+            if !self.by_inside.is_empty() {
+                // Every two letters in a row: (start of the first, end of the second).
+                let mut bounds = word.text.char_indices().map(|(at, _)| at).skip(2);
+                let mut first = 0;
+                let mut second = word.text.chars().next().map_or(0, char::len_utf8);
+                while second < word.text.len() {
+                    let end = bounds.next().unwrap_or(word.text.len());
+                    let pair = &word.text[first..end];
+                    candidates.extend(self.by_inside.get(pair).into_iter().flatten());
+                    (first, second) = (second, end);
                 }
             }
-            candidates.extend(
-                self.anywhere
-                    .iter()
-                    .filter(|(script, _)| *script == word.script)
-                    .map(|&(_, index)| index),
-            );
+            candidates.extend(&self.everywhere);
             candidates.sort_unstable();
             candidates.dedup();
             for &index in &candidates {
                 let (pattern, part) = self.sequences[index];
-                if let Some((from, to)) =
-                    self.patterns[pattern].parts[part].find(&text.words, start)
-                {
+                let sequence = &self.patterns[pattern].parts[part];
+                if !sequence.needs.iter().all(|bits| bits & text.keys != 0) {
+                    continue;
+                }
+                if let Some((from, to)) = sequence.find(&text.words, start) {
                     if self.patterns[pattern].parts.len() == 1 {
                         found.push((pattern, from, to));
                     } else {
@@ -668,6 +776,25 @@ mod tests {
         assert!(!finds(&["想死"], "我想吃饭"));
         assert!(!finds(&["打我"], "我要打电话给我妈妈"));
         assert!(finds(&["打我"], "他打我"));
+    }
+
+    #[test]
+    fn first_words_are_found_at_their_start_end_or_inside() {
+        // `*x` by its last letters, `*x*` at every two letters of a word, the
+        // behind-proclitic form of an Arabic word by its own first letters.
+        assert!(finds(&["*ضرب"], "هو يضرب"));
+        assert!(!finds(&["*ضرب"], "هو يضربني"));
+        assert!(finds(&["*ضرب* كل"], "زوجي يضربني كل يوم"));
+        assert!(finds(&["*ضرب*"], "ضرب"));
+        assert!(finds(&["*uccid* me"], "vuole uccidermi me"));
+        assert!(finds(&["مشكله"], "والمشكله كبيره"));
+        // A later word the text cannot hold (no word with its first letters): no match,
+        // and one it holds: a match, also with a typo after the first two letters.
+        assert!(!finds(&["mi picchia"], "mi serve lo spid"));
+        assert!(finds(&["mi ammazzerebbe"], "lui mi amazzerebbe"));
+        assert!(finds(&["mi picchi*"], "mi pichia sempre"));
+        // A one-letter `*x` from a phrase is still tried everywhere.
+        assert!(finds(&["*c'è pericolo"], "qui c'è pericolo"));
     }
 
     #[test]
