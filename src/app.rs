@@ -49,6 +49,7 @@ impl App {
     /// Loads the dialogues (refusing any with errors), opens the database (applying
     /// migrations) and binds the HTTP address.
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        config.validate()?;
         let bundle = load_bundle(&config)?;
         let store = Arc::new(Store::open(&config.database_url).await?);
         // Two runs on one database would answer every message twice.

@@ -14,6 +14,9 @@ use serde::Deserialize;
 #[serde(transparent)]
 pub struct Secret(String);
 
+/// The shortest webhook secret accepted (Telegram allows 1 to 256 characters).
+pub const MIN_WEBHOOK_SECRET_CHARS: usize = 12;
+
 impl Secret {
     pub fn new(value: impl Into<String>) -> Secret {
         Secret(value.into())
@@ -116,7 +119,36 @@ impl Config {
             None => Config::default(),
         };
         config.apply_env()?;
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Values that would be read but not work: a retention of 0 days would erase each
+    /// conversation while it runs; a short webhook secret can be guessed, and Telegram
+    /// refuses one with other characters than letters, digits, `_` and `-`.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.retention_days == 0 {
+            bail!(
+                "SPORTELLO_RETENTION_DAYS (retention_days) must be at least 1 day: 0 would erase every conversation while it is going on"
+            );
+        }
+        if let Some(secret) = &self.telegram_webhook_secret {
+            let secret = secret.expose();
+            if secret.chars().count() < MIN_WEBHOOK_SECRET_CHARS {
+                bail!(
+                    "SPORTELLO_TELEGRAM_WEBHOOK_SECRET is too short: write at least {MIN_WEBHOOK_SECRET_CHARS} characters (letters, digits, _ and -), for example the output of `openssl rand -hex 32`"
+                );
+            }
+            if !secret
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                bail!(
+                    "SPORTELLO_TELEGRAM_WEBHOOK_SECRET may hold only letters, digits, _ and - (Telegram refuses other characters)"
+                );
+            }
+        }
+        Ok(())
     }
 
     fn from_file(path: &Path) -> anyhow::Result<Config> {
@@ -199,6 +231,31 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_values_are_refused_with_a_reason() {
+        let mut config = Config::default();
+        assert!(config.validate().is_ok());
+        config.retention_days = 0;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("at least 1 day"), "{error}");
+        config.retention_days = 1;
+        for (secret, reason) in [
+            ("", "too short"),
+            ("abc", "too short"),
+            ("a secret with spaces", "only letters"),
+        ] {
+            config.telegram_webhook_secret = Some(Secret::new(secret));
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.contains(reason), "{secret}: {error}");
+            // The secret itself is never echoed.
+            if !secret.is_empty() {
+                assert!(!error.contains(secret), "{error}");
+            }
+        }
+        config.telegram_webhook_secret = Some(Secret::new("s3cret-webhook_OK"));
+        assert!(config.validate().is_ok());
+    }
 
     #[test]
     fn secrets_do_not_print() {

@@ -257,3 +257,31 @@ fn chat_user_keeps_the_conversation_between_runs() {
         text(&output)
     );
 }
+
+#[test]
+fn bad_settings_stop_the_start_with_one_clear_line_and_no_secret() {
+    let cases = [
+        ("SPORTELLO_RETENTION_DAYS", "0", "at least 1 day"),
+        ("SPORTELLO_TELEGRAM_WEBHOOK_SECRET", "short1", "too short"),
+        (
+            "SPORTELLO_TELEGRAM_WEBHOOK_SECRET",
+            "a long secret with spaces",
+            "only letters",
+        ),
+    ];
+    for (name, value, wanted) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_sportello"))
+            .arg("run")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("SPORTELLO_DATABASE_URL", "sqlite::memory:")
+            .env(name, value)
+            .output()
+            .unwrap();
+        // A configuration that cannot work is a usage error, as for a bad argument.
+        assert_eq!(output.status.code(), Some(2), "{name}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(wanted), "{stderr}");
+        assert!(!stderr.contains(value) || value == "0", "{stderr}");
+    }
+}
