@@ -705,3 +705,63 @@ async fn a_database_of_a_newer_schema_is_refused(db: &Db) {
     );
     assert!(error.to_string().contains("newer sportello"), "{error}");
 }
+
+/// After each kind of erasure (the citizen's `/dimentica`, the operator's `sportello
+/// forget`, the retention purge) the citizen's words are in none of the SQLite files:
+/// `secure_delete` zeroes the freed pages and the WAL is checkpointed and truncated.
+#[tokio::test]
+async fn erased_words_are_gone_from_the_sqlite_files() {
+    const WORD: &str = "Quarzobirillo";
+    let bundle = common::mini();
+    for kind in ["citizen", "operator", "retention"] {
+        let db = sqlite().await;
+        let store = &db.store;
+        let said = format!("mi chiamo {WORD} e abito in via {WORD}");
+        for text in ["/start", "1", "volontario", said.as_str()] {
+            say(store, &bundle, "zoe", text, t0()).await;
+        }
+        let case = store.handovers().await.unwrap()[0].case;
+        store
+            .add_note(case, "@v:localhost", &format!("richiamare {WORD}"), t0())
+            .await
+            .unwrap();
+        // Rows already delivered are erased too.
+        let conversation = store.conversation("test", "zoe").await.unwrap().unwrap();
+        for row in store
+            .outbox_unsent("volunteers", &conversation.id.to_string())
+            .await
+            .unwrap()
+            .into_iter()
+            .chain(store.outbox_unsent("test", "zoe").await.unwrap())
+        {
+            store.outbox_sent(row.id, t0()).await.unwrap();
+        }
+        let file = db.url.trim_start_matches("sqlite://").to_string();
+        let on_disk = || {
+            ["", "-wal", "-shm"].iter().any(|suffix| {
+                std::fs::read(format!("{file}{suffix}")).is_ok_and(|bytes| {
+                    bytes
+                        .windows(WORD.len())
+                        .any(|window| window == WORD.as_bytes())
+                })
+            })
+        };
+        assert!(
+            on_disk(),
+            "{kind}: the words were written before the erasure"
+        );
+        match kind {
+            "citizen" => {
+                say(store, &bundle, "zoe", "/dimentica", t0()).await;
+                let outputs = say(store, &bundle, "zoe", "1", t0()).await;
+                assert!(outputs.contains(&Output::Forget));
+            }
+            "operator" => assert!(store.forget("test", "zoe").await.unwrap()),
+            _ => {
+                let report = store.purge(t0() + Duration::days(31), 30).await.unwrap();
+                assert_eq!(report.erased, 1);
+            }
+        }
+        assert!(!on_disk(), "{kind}: the citizen's words are still on disk");
+    }
+}

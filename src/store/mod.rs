@@ -333,7 +333,8 @@ impl Store {
                         connection
                             .execute(
                                 "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                                 PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
+                                 PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA secure_delete = ON;",
                             )
                             .await?;
                     }
@@ -691,6 +692,9 @@ impl Store {
         self.check_fail(FailPoint::BeforeCommit)?;
         tx.commit().await?;
         self.outbox_changed.notify_waiters();
+        if forget {
+            self.scrub().await;
+        }
         Ok(Processed::Done(Turn {
             conversation_id,
             outputs,
@@ -805,10 +809,18 @@ impl Store {
             .bind(conversation_id)
             .execute(&mut **tx)
             .await?;
-        sqlx::query("DELETE FROM outbox WHERE conversation_id = $1 AND sent_at IS NULL")
+        // Sent rows too: they hold the bot's answers and the citizen's relayed words.
+        sqlx::query("DELETE FROM outbox WHERE conversation_id = $1")
             .bind(conversation_id)
             .execute(&mut **tx)
             .await?;
+        sqlx::query(
+            "DELETE FROM case_notes WHERE case_id IN \
+             (SELECT id FROM handovers WHERE conversation_id = $1)",
+        )
+        .bind(conversation_id)
+        .execute(&mut **tx)
+        .await?;
         // The volunteers' side redacts what it posted of these cases and closes them
         // there too (the rows stand alone: nothing links them to the chat any more).
         let cases = sqlx::query("SELECT id FROM handovers WHERE conversation_id = $1 ORDER BY id")
@@ -852,15 +864,12 @@ impl Store {
         let id: i64 = row.try_get(0)?;
         self.erase_in(&mut tx, id, millis(Utc::now()), "operator")
             .await?;
-        sqlx::query("DELETE FROM outbox WHERE conversation_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
         sqlx::query("DELETE FROM conversations WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.scrub().await;
         Ok(true)
     }
 
@@ -907,10 +916,6 @@ impl Store {
                 report.abandoned += 1;
             }
             self.erase_in(&mut tx, id, millis(now), "retention").await?;
-            sqlx::query("DELETE FROM outbox WHERE conversation_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
             sqlx::query("DELETE FROM conversations WHERE id = $1")
                 .bind(id)
                 .execute(&mut *tx)
@@ -922,7 +927,25 @@ impl Store {
             .bind(cutoff)
             .execute(&self.pool)
             .await?;
+        if report.erased > 0 {
+            self.scrub().await;
+        }
         Ok(report)
+    }
+
+    /// After an erasure, on SQLite: the write-ahead log still holds the erased pages
+    /// until a checkpoint copies it into the database (where `secure_delete` has zeroed
+    /// them) and truncates it. Best effort: a busy reader only delays it to the next one.
+    async fn scrub(&self) {
+        if self.backend() != Backend::Sqlite {
+            return;
+        }
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(reason = %url::plain_reason(&error), "the WAL checkpoint after an erasure failed");
+        }
     }
 
     pub async fn conversation(
