@@ -160,6 +160,7 @@ conformance!(
     the_outbox_retries_and_keeps_order,
     a_database_of_a_newer_schema_is_refused,
     a_second_run_on_the_same_database_is_refused,
+    delivered_rows_and_update_ids_are_pruned_on_their_own_clocks,
 );
 
 /// Until several instances are supported, two `sportello run` on one database would
@@ -764,4 +765,45 @@ async fn erased_words_are_gone_from_the_sqlite_files() {
         }
         assert!(!on_disk(), "{kind}: the citizen's words are still on disk");
     }
+}
+
+/// Delivered outbox rows go a day after delivery; the ids of handled updates are kept
+/// for their own window (a redelivery is still dropped), however short the retention.
+async fn delivered_rows_and_update_ids_are_pruned_on_their_own_clocks(db: &Db) {
+    let bundle = common::mini();
+    let store = &db.store;
+    let first = store
+        .process(&bundle, inbound("ugo", "/start", Some("u-1"), t0()))
+        .await
+        .unwrap();
+    assert!(matches!(first, Processed::Done(_)));
+    let rows = store.outbox_unsent("test", "ugo").await.unwrap();
+    assert!(!rows.is_empty());
+    for row in &rows {
+        store.outbox_sent(row.id, t0()).await.unwrap();
+    }
+    let report = store.purge(t0() + Duration::hours(23), 30).await.unwrap();
+    assert_eq!(report.erased_sent, 0);
+    let report = store.purge(t0() + Duration::hours(25), 30).await.unwrap();
+    assert_eq!(report.erased_sent, rows.len() as u64);
+    // A retention of one day erases the conversation; the update id still dedupes.
+    let report = store.purge(t0() + Duration::days(2), 1).await.unwrap();
+    assert_eq!(report.erased, 1);
+    let again = store
+        .process(
+            &bundle,
+            inbound("ugo", "/start", Some("u-1"), t0() + Duration::days(2)),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(again, Processed::Duplicate));
+    store.purge(t0() + Duration::days(9), 1).await.unwrap();
+    let later = store
+        .process(
+            &bundle,
+            inbound("ugo", "/start", Some("u-1"), t0() + Duration::days(9)),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(later, Processed::Done(_)));
 }

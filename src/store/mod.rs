@@ -206,7 +206,14 @@ pub struct PurgeReport {
     pub erased: u64,
     /// Of those, conversations left without any outcome, counted as abandoned.
     pub abandoned: u64,
+    /// Delivered outbox rows older than [`SENT_KEPT_HOURS`], of any conversation.
+    pub erased_sent: u64,
 }
+
+/// How long the ids of handled updates are kept to drop a redelivered one.
+pub const DEDUPE_DAYS: i64 = 7;
+/// How long a delivered outbox row is kept.
+pub const SENT_KEPT_HOURS: i64 = 24;
 
 pub struct Store {
     pool: AnyPool,
@@ -923,11 +930,22 @@ impl Store {
             tx.commit().await?;
             report.erased += 1;
         }
+        // The ids of handled updates guard against a redelivery, which Telegram makes
+        // within a day: they are kept for their own window, whatever the retention.
+        let dedupe_cutoff = millis(now) - DEDUPE_DAYS * 24 * 3600 * 1000;
         sqlx::query("DELETE FROM processed_updates WHERE at < $1")
-            .bind(cutoff)
+            .bind(dedupe_cutoff)
             .execute(&self.pool)
             .await?;
-        if report.erased > 0 {
+        // Delivered rows are needed no more: a day after, they go (they hold the bot's
+        // answers and the citizen's relayed words).
+        let sent_cutoff = millis(now) - SENT_KEPT_HOURS * 3600 * 1000;
+        let pruned = sqlx::query("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1")
+            .bind(sent_cutoff)
+            .execute(&self.pool)
+            .await?;
+        report.erased_sent = pruned.rows_affected();
+        if report.erased > 0 || report.erased_sent > 0 {
             self.scrub().await;
         }
         Ok(report)
