@@ -192,7 +192,8 @@ impl<'b> Turn<'b> {
     /// Chinese) or a clear sentence decides; a language the bot does not speak but whose
     /// writers read one it speaks (Russian: Ukrainian) is offered with one button.
     fn follow_written_language(&mut self, text: &str) {
-        let Some(found) = matching::detect::detect(text) else {
+        let current = Lang::from_code(&self.state.lang);
+        let Some(found) = matching::detect::detect_beside(text, current) else {
             return;
         };
         self.written = Some(found.lang);

@@ -20,6 +20,14 @@ pub struct Detected {
 /// The language of `text`, when the text says it clearly enough. Arabic-script text with
 /// the letters of Urdu or Persian (پ چ ژ گ ٹ ڈ ڑ ں ے) is not taken for Arabic.
 pub fn detect(text: &str) -> Option<Detected> {
+    detect_beside(text, None)
+}
+
+/// [`detect`], for a conversation already in `current`: a Latin-script text whose little
+/// words are clearly that language's (at least two, more than twice any other's) is
+/// taken as written in it without the statistical identifier, which costs a sixth of
+/// an engine step and would only confirm it.
+pub fn detect_beside(text: &str, current: Option<Lang>) -> Option<Detected> {
     if text
         .chars()
         .any(|c| matches!(c, 'پ' | 'چ' | 'ژ' | 'گ' | 'ٹ' | 'ڈ' | 'ڑ' | 'ں' | 'ے'))
@@ -79,7 +87,17 @@ pub fn detect(text: &str) -> Option<Detected> {
                 by_script(Lang::Uk)
             }
         }
-        0 => latin(text),
+        0 => {
+            if let Some(current) = current
+                && markers_confirm(text, current)
+            {
+                return Some(Detected {
+                    lang: current,
+                    by_script: false,
+                });
+            }
+            latin(text)
+        }
         _ => None,
     }
 }
@@ -203,8 +221,33 @@ const MARKERS: &[(Lang, &[&str])] = &[
 
 /// The language whose little words the text holds most, if clearly.
 fn marker_winner(text: &str) -> Option<Lang> {
+    let mut counts = marker_counts(text);
+    counts.sort_by_key(|count| std::cmp::Reverse(count.0));
+    match counts.as_slice() {
+        [(first, lang), (second, _), ..] if *first >= 2 && first > second => Some(*lang),
+        _ => None,
+    }
+}
+
+/// Whether the little words say `lang` plainly: two or more of its own, more than twice
+/// those of any other language.
+fn markers_confirm(text: &str, lang: Lang) -> bool {
+    let counts = marker_counts(text);
+    let own = counts
+        .iter()
+        .find(|(_, marked)| *marked == lang)
+        .map_or(0, |(count, _)| *count);
+    own >= 2
+        && counts
+            .iter()
+            .filter(|(_, marked)| *marked != lang)
+            .all(|(count, _)| own > 2 * count)
+}
+
+/// How many little words of each Latin-script language the text holds.
+fn marker_counts(text: &str) -> Vec<(usize, Lang)> {
     let words = super::tokens(text);
-    let mut counts: Vec<(usize, Lang)> = MARKERS
+    MARKERS
         .iter()
         .map(|(lang, markers)| {
             (
@@ -215,17 +258,33 @@ fn marker_winner(text: &str) -> Option<Lang> {
                 *lang,
             )
         })
-        .collect();
-    counts.sort_by_key(|count| std::cmp::Reverse(count.0));
-    match counts.as_slice() {
-        [(first, lang), (second, _), ..] if *first >= 2 && first > second => Some(*lang),
-        _ => None,
-    }
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_conversation_s_language_is_confirmed_by_its_little_words() {
+        let italian = "mi serve lo spid e anche aiuto per le bollette";
+        assert_eq!(
+            detect_beside(italian, Some(Lang::It)).map(|d| d.lang),
+            Some(Lang::It)
+        );
+        // Another language still wins when it is the one written.
+        let spanish = "hola necesito ayuda para el alquiler de mi piso";
+        assert_eq!(
+            detect_beside(spanish, Some(Lang::It)).map(|d| d.lang),
+            Some(Lang::Es)
+        );
+        // Little words of two languages: the identifier decides, as without a current one.
+        let mixed = "il permesso est pour mon mari";
+        assert_eq!(
+            detect_beside(mixed, Some(Lang::It)),
+            detect_beside(mixed, None)
+        );
+    }
 
     #[test]
     fn scripts_decide() {
