@@ -202,16 +202,7 @@ fn bad_database_urls_give_one_clear_line_and_no_secret() {
         ),
     ];
     for (url, wanted) in cases {
-        let output = Command::new(env!("CARGO_BIN_EXE_sportello"))
-            .arg("migrate")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("SPORTELLO_DATABASE_URL", url)
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(1), "{url}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-        assert!(stderr.contains(wanted), "{stderr}");
+        let stderr = one_line_error("migrate", &[("SPORTELLO_DATABASE_URL", url)], 1, wanted);
         assert!(
             !stderr.contains("s3cret") && !stderr.contains("panicked"),
             "{stderr}"
@@ -270,18 +261,29 @@ fn bad_settings_stop_the_start_with_one_clear_line_and_no_secret() {
         ),
     ];
     for (name, value, wanted) in cases {
-        let output = Command::new(env!("CARGO_BIN_EXE_sportello"))
-            .arg("run")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("SPORTELLO_DATABASE_URL", "sqlite::memory:")
-            .env(name, value)
-            .output()
-            .unwrap();
         // A configuration that cannot work is a usage error, as for a bad argument.
-        assert_eq!(output.status.code(), Some(2), "{name}={value}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-        assert!(stderr.contains(wanted), "{stderr}");
+        let environment = [("SPORTELLO_DATABASE_URL", "sqlite::memory:"), (name, value)];
+        let stderr = one_line_error("run", &environment, 2, wanted);
         assert!(!stderr.contains(value) || value == "0", "{stderr}");
     }
+}
+
+/// Runs `sportello COMMAND` with `environment`, checks that it exits with `code` and one
+/// line on stderr holding `wanted`, and gives that line back.
+fn one_line_error(command: &str, environment: &[(&str, &str)], code: i32, wanted: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_sportello"))
+        .arg(command)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .envs(environment.iter().copied())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{environment:?}: {stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(wanted), "{stderr}");
+    stderr
 }

@@ -207,6 +207,11 @@ fn inbound(chat: &str, text: &str, update: Option<&str>, now: DateTime<Utc>) -> 
     }
 }
 
+/// One update through the store, which must not fail.
+async fn process(store: &Store, bundle: &Bundle, update: Inbound) -> Processed {
+    store.process(bundle, update).await.unwrap()
+}
+
 async fn say(
     store: &Store,
     bundle: &Bundle,
@@ -214,11 +219,7 @@ async fn say(
     text: &str,
     now: DateTime<Utc>,
 ) -> Vec<Output> {
-    match store
-        .process(bundle, inbound(chat, text, None, now))
-        .await
-        .unwrap()
-    {
+    match process(store, bundle, inbound(chat, text, None, now)).await {
         Processed::Done(turn) => turn.outputs,
         Processed::Duplicate => panic!("no update id, no duplicate"),
     }
@@ -266,21 +267,15 @@ async fn turns_are_persisted_with_transcript_and_outbox(db: &Db) {
 async fn a_duplicate_update_is_handled_once(db: &Db) {
     let bundle = common::mini();
     let store = &db.store;
-    let first = store
-        .process(&bundle, inbound("bea", "/start", Some("100"), t0()))
-        .await
-        .unwrap();
+    let first = process(store, &bundle, inbound("bea", "/start", Some("100"), t0())).await;
     assert!(matches!(first, Processed::Done(_)));
-    let again = store
-        .process(&bundle, inbound("bea", "/start", Some("100"), t0()))
-        .await
-        .unwrap();
+    let again = process(store, &bundle, inbound("bea", "/start", Some("100"), t0())).await;
     assert_eq!(again, Processed::Duplicate);
     // Update ids are per channel: another channel's 100 is another update.
     let mut other = inbound("bea", "/start", Some("100"), t0());
     other.channel = "other".into();
     assert!(matches!(
-        store.process(&bundle, other).await.unwrap(),
+        process(store, &bundle, other).await,
         Processed::Done(_)
     ));
     assert_eq!(store.transcript("test", "bea").await.unwrap().len(), 2);
@@ -334,10 +329,7 @@ async fn a_failure_in_the_middle_leaves_nothing_half_written(db: &Db) {
     }
     store.fail_at(None);
     // The update was not recorded as processed: its redelivery is handled.
-    let retried = store
-        .process(&bundle, inbound("cai", "1", Some("7"), t0()))
-        .await
-        .unwrap();
+    let retried = process(store, &bundle, inbound("cai", "1", Some("7"), t0())).await;
     assert!(matches!(retried, Processed::Done(_)));
     assert!(
         store
@@ -772,10 +764,7 @@ async fn erased_words_are_gone_from_the_sqlite_files() {
 async fn delivered_rows_and_update_ids_are_pruned_on_their_own_clocks(db: &Db) {
     let bundle = common::mini();
     let store = &db.store;
-    let first = store
-        .process(&bundle, inbound("ugo", "/start", Some("u-1"), t0()))
-        .await
-        .unwrap();
+    let first = process(store, &bundle, inbound("ugo", "/start", Some("u-1"), t0())).await;
     assert!(matches!(first, Processed::Done(_)));
     let rows = store.outbox_unsent("test", "ugo").await.unwrap();
     assert!(!rows.is_empty());
@@ -789,21 +778,19 @@ async fn delivered_rows_and_update_ids_are_pruned_on_their_own_clocks(db: &Db) {
     // A retention of one day erases the conversation; the update id still dedupes.
     let report = store.purge(t0() + Duration::days(2), 1).await.unwrap();
     assert_eq!(report.erased, 1);
-    let again = store
-        .process(
-            &bundle,
-            inbound("ugo", "/start", Some("u-1"), t0() + Duration::days(2)),
-        )
-        .await
-        .unwrap();
+    let again = process(
+        store,
+        &bundle,
+        inbound("ugo", "/start", Some("u-1"), t0() + Duration::days(2)),
+    )
+    .await;
     assert!(matches!(again, Processed::Duplicate));
     store.purge(t0() + Duration::days(9), 1).await.unwrap();
-    let later = store
-        .process(
-            &bundle,
-            inbound("ugo", "/start", Some("u-1"), t0() + Duration::days(9)),
-        )
-        .await
-        .unwrap();
+    let later = process(
+        store,
+        &bundle,
+        inbound("ugo", "/start", Some("u-1"), t0() + Duration::days(9)),
+    )
+    .await;
     assert!(matches!(later, Processed::Done(_)));
 }

@@ -88,15 +88,16 @@ pub fn detect_beside(text: &str, current: Option<Lang>) -> Option<Detected> {
             }
         }
         0 => {
+            let markers = marker_counts(text);
             if let Some(current) = current
-                && markers_confirm(text, current)
+                && markers_confirm(&markers, current)
             {
                 return Some(Detected {
                     lang: current,
                     by_script: false,
                 });
             }
-            latin(text)
+            latin(text, markers)
         }
         _ => None,
     }
@@ -108,8 +109,9 @@ const LATIN_CONFIDENCE: f64 = 0.5;
 /// Fewer words than this say too little of their language.
 const LATIN_MIN_WORDS: usize = 3;
 
-/// A Latin-script language, from the statistical identifier, among those the bot reads.
-fn latin(text: &str) -> Option<Detected> {
+/// A Latin-script language, from the statistical identifier, among those the bot reads;
+/// `markers` are the text's [`marker_counts`].
+fn latin(text: &str, markers: Vec<(usize, Lang)>) -> Option<Detected> {
     if text.split_whitespace().count() < LATIN_MIN_WORDS {
         return None;
     }
@@ -134,7 +136,7 @@ fn latin(text: &str) -> Option<Detected> {
     };
     // A less confident guess stands when the little words agree: at least two of the
     // language's own, more than of any other.
-    if info.confidence() < LATIN_CONFIDENCE && marker_winner(text) != Some(lang) {
+    if info.confidence() < LATIN_CONFIDENCE && marker_winner(markers) != Some(lang) {
         return None;
     }
     Some(Detected {
@@ -220,8 +222,7 @@ const MARKERS: &[(Lang, &[&str])] = &[
 ];
 
 /// The language whose little words the text holds most, if clearly.
-fn marker_winner(text: &str) -> Option<Lang> {
-    let mut counts = marker_counts(text);
+fn marker_winner(mut counts: Vec<(usize, Lang)>) -> Option<Lang> {
     counts.sort_by_key(|count| std::cmp::Reverse(count.0));
     match counts.as_slice() {
         [(first, lang), (second, _), ..] if *first >= 2 && first > second => Some(*lang),
@@ -231,8 +232,7 @@ fn marker_winner(text: &str) -> Option<Lang> {
 
 /// Whether the little words say `lang` plainly: two or more of its own, more than twice
 /// those of any other language.
-fn markers_confirm(text: &str, lang: Lang) -> bool {
-    let counts = marker_counts(text);
+fn markers_confirm(counts: &[(usize, Lang)], lang: Lang) -> bool {
     let own = counts
         .iter()
         .find(|(_, marked)| *marked == lang)
