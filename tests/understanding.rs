@@ -4,13 +4,19 @@
 //! - `danger_dev.tsv` (Italian), `danger_dev2.tsv` (seven other languages), `danger_dev3.tsv`
 //!   and `danger_dev4.tsv` (all languages), `danger_dev5.tsv` (es ru uk zh ar en; each
 //!   written after the tuning on the sets before it and measured unseen first) and
-//!   `danger_holdout.tsv`, `danger_holdout2.tsv`: danger (violence, self-harm, children,
+//!   `danger_dev6.tsv`, `danger_dev7.tsv` (likewise) and `danger_holdout.tsv`,
+//!   `danger_holdout2.tsv`, `danger_holdout3.tsv`: danger (violence, self-harm, children,
 //!   medical) and ordinary messages in eight languages. Each is sent as a citizen's
 //!   first message; danger must be answered at once with that danger's numbers.
 //! - `evaluation.tsv` (it, en, es), `evaluation2.tsv` (ar, fr, uk) and `evaluation3.tsv`
-//!   (all six, dev only, written later and measured unseen first): messages for the
-//!   twelve areas, sent at the menu, each marked `dev` or `holdout`; each must reach its
-//!   area (emergencies: the numbers in the first reply).
+//!   to `evaluation5.tsv` (all six, dev only, each written later and measured unseen
+//!   first): messages for the twelve areas, sent at the menu, each marked `dev` or
+//!   `holdout`; each must reach its area (emergencies: the numbers in the first reply).
+//!   "Right or offered among two" also counts the area offered as one of the two
+//!   buttons of "Intendi una di queste?" (one tap away).
+//!
+//! `SPORTELLO_DANGER_PROBE=FILE` runs a file of one's own sentences through the bot and
+//! prints what each matched (see `danger_probe`), to write and check patterns.
 //!
 //! The sets were written by people who had not seen the bot's rules. The `holdout`
 //! lines are never used to tune them: their failures are counted, never printed, so
@@ -22,7 +28,7 @@ use std::path::Path;
 
 use sportello::dialogue::testing::Conversation;
 use sportello::dialogue::{self, Bundle};
-use sportello::engine::{Input, Output};
+use sportello::engine::{ButtonAction, Input, Output};
 
 /// The labelled sets the danger patterns are written against, in the order they were
 /// written; each was first measured unseen (see the figures in the git log).
@@ -34,18 +40,27 @@ const DANGER_TUNING_SETS: &[&str] = &[
     "danger_dev5.tsv",
     // Unseen on 2026-12-02: recall 80.9% (89/110), precision 89.9%.
     "danger_dev6.tsv",
+    // Unseen on 2026-12-07: recall 75.0% (90/120), precision 89.1%.
+    "danger_dev7.tsv",
 ];
 /// Never tuned on.
-const DANGER_HOLDOUT_SETS: &[&str] = &["danger_holdout.tsv", "danger_holdout2.tsv"];
+const DANGER_HOLDOUT_SETS: &[&str] = &[
+    "danger_holdout.tsv",
+    "danger_holdout2.tsv",
+    // Written on 2026-12-07 by a writer who saw no rule, after the tuning on dev6:
+    // recall 86.2% (69/80), precision 88.5% before that day's changes.
+    "danger_holdout3.tsv",
+];
 /// In the order they were written; each was first measured unseen, by its own line of
 /// figures (evaluation3.tsv: 81.2% right on 2026-12-01, evaluation4.tsv: 85.6% and 16 of
-/// its 18 emergencies answered at once on 2026-12-02, before the vocabulary was tuned
-/// on them).
+/// its 18 emergencies answered at once on 2026-12-02, evaluation5.tsv: 87.5% and 17 of
+/// 18 on 2026-12-07, before the vocabulary was tuned on them).
 const AREA_SETS: &[&str] = &[
     "evaluation.tsv",
     "evaluation2.tsv",
     "evaluation3.tsv",
     "evaluation4.tsv",
+    "evaluation5.tsv",
 ];
 const RECALL_TARGET: f64 = 0.98;
 const PRECISION_TARGET: f64 = 0.95;
@@ -203,7 +218,15 @@ fn danger_is_never_missed_and_ordinary_messages_are_not_alarms() {
     }
     let mut holdout = Counts::default();
     for file in DANGER_HOLDOUT_SETS {
-        holdout.add(danger_counts(&bundle, file));
+        let counts = danger_counts(&bundle, file);
+        println!(
+            "danger {file}: recall {:.1}% ({}/{}), precision {:.1}%",
+            100.0 * counts.recall(),
+            counts.found,
+            counts.danger,
+            100.0 * counts.precision(),
+        );
+        holdout.add(counts);
     }
     // The holdout's misses as counts by kind and by language, never as lines: enough to
     // see a whole language or kind escaping, not enough to tune on a sentence.
@@ -277,19 +300,22 @@ fn danger_is_never_missed_and_ordinary_messages_are_not_alarms() {
 struct AreaCounts {
     total: usize,
     right: usize,
+    /// Not reached, but offered as one of the two buttons of "Intendi una di queste?".
+    offered: usize,
     emergencies: usize,
     emergencies_first: usize,
     wrong: Vec<String>,
 }
 
 impl AreaCounts {
-    /// "95.0% right (171/180)".
+    /// "95.0% right (171/180), 97.2% right or offered among two".
     fn share(&self) -> String {
         format!(
-            "{:.1}% right ({}/{})",
+            "{:.1}% right ({}/{}), {:.1}% right or offered among two",
             100.0 * self.right as f64 / self.total as f64,
             self.right,
-            self.total
+            self.total,
+            100.0 * (self.right + self.offered) as f64 / self.total as f64,
         )
     }
 }
@@ -300,6 +326,7 @@ fn area_counts(bundle: &Bundle, files: &[&str], split: &str, phone: Option<&str>
     let mut counts = AreaCounts {
         total: 0,
         right: 0,
+        offered: 0,
         emergencies: 0,
         emergencies_first: 0,
         wrong: Vec::new(),
@@ -330,8 +357,24 @@ fn area_counts(bundle: &Bundle, files: &[&str], split: &str, phone: Option<&str>
         } else {
             conversation.state.flow == *area
         };
+        let choices: Vec<&str> = conversation
+            .state
+            .buttons
+            .iter()
+            .filter_map(|button| match &button.action {
+                ButtonAction::Choice(id) => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        let offered = choices.len() <= 2 && choices.contains(&area.as_str());
         if right {
             counts.right += 1;
+        } else if offered {
+            counts.offered += 1;
+            counts.wrong.push(format!(
+                "{area}\t{lang}\t{text}\t(offered among two at {}.{})",
+                conversation.state.flow, conversation.state.step
+            ));
         } else {
             counts.wrong.push(format!(
                 "{area}\t{lang}\t{text}\t(reached {}.{})",
@@ -372,6 +415,22 @@ fn citizens_reach_the_right_area_in_their_language() {
                 counts.emergencies_first,
                 counts.emergencies,
             );
+            if split == "holdout" && phone.is_none() {
+                // As for danger: the holdout's misses by area and by language, never as lines.
+                let mut by_key: std::collections::BTreeMap<String, usize> = Default::default();
+                for wrong in &counts.wrong {
+                    let mut fields = wrong.split('\t');
+                    for key in [fields.next(), fields.next()].into_iter().flatten() {
+                        *by_key.entry(key.to_string()).or_default() += 1;
+                    }
+                }
+                let summary: Vec<String> =
+                    by_key.iter().map(|(key, n)| format!("{key} {n}")).collect();
+                println!(
+                    "areas holdout wrong, by area and language: {}",
+                    summary.join(", ")
+                );
+            }
             if split == "dev" {
                 dev_right += counts.right;
                 dev_total += counts.total;
@@ -389,4 +448,48 @@ fn citizens_reach_the_right_area_in_their_language() {
         "an emergency was not answered at once"
     );
     assert!(share >= AREA_TARGET, "{share:.3} < {AREA_TARGET}");
+}
+
+/// A probe for whoever writes patterns: `SPORTELLO_DANGER_PROBE=FILE` (a TSV of
+/// label<TAB>lang<TAB>text, such as a set of one's own sentences) prints, for each line,
+/// what the bot read and which patterns matched. Prints nothing without it.
+#[test]
+fn danger_probe() {
+    let Some(path) = std::env::var_os("SPORTELLO_DANGER_PROBE") else {
+        return;
+    };
+    // With SPORTELLO_PROBE_AT_MENU set, each line is sent at the menu, after consent.
+    let at_menu = std::env::var_os("SPORTELLO_PROBE_AT_MENU").is_some();
+    let bundle = bundle();
+    let text = std::fs::read_to_string(&path).expect("the probe file");
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [expected, lang, text] = fields[..] else {
+            continue;
+        };
+        let mut conversation = Conversation::new(&bundle, Some(lang), dialogue::default_test_now());
+        if at_menu {
+            conversation.send(Input::Text("/start".into()));
+            conversation.send(Input::Button("y".into()));
+        }
+        let said = reply(&conversation.send(Input::Text(text.to_string())).to_vec());
+        let read = conversation
+            .state
+            .emergency_kind
+            .clone()
+            .unwrap_or_default();
+        let reached = format!("{}.{}", conversation.state.flow, conversation.state.step);
+        let mark = if (expected == "no") == read.is_empty() {
+            "ok  "
+        } else {
+            "MISS"
+        };
+        println!(
+            "{mark} {expected} -> {read:?} ({reached})\t{lang}\t{text}\t[{}]",
+            explain(&bundle, text)
+        );
+        if std::env::var_os("SPORTELLO_PROBE_REPLY").is_some() {
+            println!("     {}", said.replace('\n', " / "));
+        }
+    }
 }
