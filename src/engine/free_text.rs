@@ -16,6 +16,24 @@ const CHOICE_THRESHOLD: f32 = 0.7;
 /// A second need is kept only when it is named clearly, by a whole label or synonym
 /// (a single word of a label scores at most `LABEL_WORD_WEIGHT`, 0.9, times 0.92).
 const SECOND_NEED_THRESHOLD: f32 = 0.88;
+/// A choice named by several words of a long message is likelier the need than one named
+/// by a single word in passing ("sono qui per lavoro, non conosco nessuno, piango, vorrei
+/// parlare": listening, not work): each further word of the text its phrases use adds
+/// this much to its best phrase's score, up to [`EVIDENCE_MAX_WORDS`] words.
+const EVIDENCE_STEP: f32 = 0.05;
+const EVIDENCE_MAX_WORDS: u32 = 4;
+/// How many more words of the text a second need must be named by to be asked before
+/// the one written first.
+const EVIDENCE_LEAD: u32 = 2;
+
+/// A choice's score raised by the words of the text its phrases use beyond the first.
+fn with_evidence(score: f32, positions: u64) -> f32 {
+    let further = positions
+        .count_ones()
+        .saturating_sub(1)
+        .min(EVIDENCE_MAX_WORDS);
+    score + EVIDENCE_STEP * further as f32
+}
 
 /// A language the bot does not speak, with one it speaks that its writers read.
 fn neighbour(lang: Lang) -> Option<&'static str> {
@@ -533,7 +551,7 @@ impl<'b> Turn<'b> {
             .filter_map(|choice| {
                 hits.best(&bundle.index, choice.phrase_set).map(|scored| {
                     (
-                        scored.score,
+                        with_evidence(scored.score, scored.positions),
                         scored.positions,
                         ButtonAction::Choice(choice.id.clone()),
                     )
@@ -569,8 +587,19 @@ impl<'b> Turn<'b> {
                     && choice_id(second).is_some() =>
             {
                 // Two needs in one message ("lo SPID e anche le bollette"): the one
-                // written first now, the other offered after it.
-                let (now, later) = if first_at.trailing_zeros() <= second_at.trailing_zeros() {
+                // written first now, the other offered after it; but a need named by
+                // at least [`EVIDENCE_LEAD`] more words of the text than the other is
+                // the message's subject ("sono qui per lavoro, non conosco nessuno,
+                // piango, vorrei parlare"), and comes first.
+                let (first_words, second_words) = (first_at.count_ones(), second_at.count_ones());
+                let first_now = if first_words >= second_words + EVIDENCE_LEAD {
+                    true
+                } else if second_words >= first_words + EVIDENCE_LEAD {
+                    false
+                } else {
+                    first_at.trailing_zeros() <= second_at.trailing_zeros()
+                };
+                let (now, later) = if first_now {
                     (first, second)
                 } else {
                     (second, first)
