@@ -472,7 +472,7 @@ fn danger_probe() {
             conversation.send(Input::Text("/start".into()));
             conversation.send(Input::Button("y".into()));
         }
-        let said = reply(&conversation.send(Input::Text(text.to_string())).to_vec());
+        let said = reply(conversation.send(Input::Text(text.to_string())));
         let read = conversation
             .state
             .emergency_kind
