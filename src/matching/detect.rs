@@ -87,6 +87,9 @@ pub fn detect_beside(text: &str, current: Option<Lang>) -> Option<Detected> {
                 by_script(Lang::Uk)
             }
         }
+        // Arabic written in Latin letters with digits for its sounds ("ma3ndich",
+        // "tfar9na"): no Latin-script language, whatever the identifier would guess.
+        0 if text.split_whitespace().any(is_arabizi) => None,
         0 => {
             let markers = marker_counts(text);
             if let Some(current) = current
@@ -101,6 +104,21 @@ pub fn detect_beside(text: &str, current: Option<Lang>) -> Option<Detected> {
         }
         _ => None,
     }
+}
+
+/// A word of Arabic written in Latin letters: a digit that stands for an Arabic sound
+/// (2 3 5 7 9) before a letter, in a word of two letters or more ("3andi", "ma3ndich",
+/// "7ta"; not "h24", "mp3", "a2" or "covid19").
+fn is_arabizi(word: &str) -> bool {
+    let characters: Vec<char> = word.chars().collect();
+    characters
+        .iter()
+        .filter(|c| c.is_ascii_alphabetic())
+        .count()
+        >= 2
+        && characters.windows(2).any(|pair| {
+            matches!(pair[0], '2' | '3' | '5' | '7' | '9') && pair[1].is_ascii_alphabetic()
+        })
 }
 
 /// whatlang's confidence under which a Latin-script guess is not acted on (see the
@@ -283,6 +301,24 @@ mod tests {
         assert_eq!(
             detect_beside(mixed, Some(Lang::It)),
             detect_beside(mixed, None)
+        );
+    }
+
+    #[test]
+    fn arabic_in_latin_letters_is_no_latin_language() {
+        // whatlang read these as Spanish and Italian, and the bot switched an Arabic
+        // conversation to them.
+        for text in [
+            "ma3ndich bach nkhlas lfactura dyal dow w lma",
+            "ana o rajli tfar9na w bghit n3ref chkoun ghadi ikhod lwlad",
+        ] {
+            assert_eq!(detect_beside(text, Some(Lang::Ar)), None, "{text}");
+            assert_eq!(detect(text), None, "{text}");
+        }
+        assert!(!is_arabizi("h24") && !is_arabizi("mp3") && !is_arabizi("covid19"));
+        assert_eq!(
+            detect("il negozio è aperto h24 anche la domenica").map(|d| d.lang),
+            Some(Lang::It)
         );
     }
 

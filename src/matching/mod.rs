@@ -59,8 +59,16 @@ fn normalise_characters(characters: impl Iterator<Item = char>, length: usize) -
             other => other,
         };
         // Most letters are plain Latin or Arabic: no table lookups for them.
-        if character.is_ascii_alphanumeric() || ('\u{0621}'..='\u{064A}').contains(&character) {
+        if character.is_ascii_alphanumeric() || is_arabic_letter(character) {
             let lower = character.to_ascii_lowercase();
+            // Arabic writes "the" on the front of an Italian word too ("الpermesso",
+            // "الINPS"): the two scripts are two words.
+            if previous.is_some_and(|before| {
+                (is_arabic_letter(before) && lower.is_ascii_alphabetic())
+                    || (before.is_ascii_alphabetic() && is_arabic_letter(lower))
+            }) {
+                out.push(' ');
+            }
             out.push(lower);
             previous = Some(lower);
             last_space = false;
@@ -129,6 +137,10 @@ fn collapse_tripled(text: String) -> String {
         index = end;
     }
     out
+}
+
+fn is_arabic_letter(character: char) -> bool {
+    ('\u{0621}'..='\u{064A}').contains(&character)
 }
 
 fn is_apostrophe(character: char) -> bool {
@@ -503,6 +515,8 @@ mod tests {
         assert_eq!(normalise("مدرسةٌ"), "مدرسه");
         assert_eq!(normalise("住房"), "住 房");
         assert_eq!(normalise("١٠٤"), "104");
+        // An Arabic article on an Italian word is two words.
+        assert_eq!(normalise("الINPS والpermesso"), "ال inps وال permesso");
         assert_eq!(
             tokens("nn ho soldi x la spesa"),
             ["non", "ho", "soldi", "per", "la", "spesa"]
