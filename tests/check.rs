@@ -248,3 +248,31 @@ organisations:
     );
     assert!(fresh.is_empty(), "{fresh:?}");
 }
+
+#[test]
+fn example_files_are_checked_line_by_line() {
+    let bot = format!(
+        "{}emergencies:\n  - id: esempi\n    need: emergenza.pericolo\n    goto: {{ flow: emergenza }}\n    examples: {{ folder: esempi, threshold: 2 }}\n",
+        common::BOT
+    );
+    let told = diagnostics_with(&[
+        ("bot.yaml", &bot),
+        (
+            "esempi/pochi.tsv",
+            "# label, language, sentence\nviolenza\tit\tmi picchia\nuna riga senza tab\nno\tit\n",
+        ),
+    ]);
+    assert!(
+        told.contains("esempi/pochi.tsv:3:1: error: this line is not label, language and sentence separated by tabs"),
+        "{told}"
+    );
+    assert!(told.contains("esempi/pochi.tsv:4:1: error"), "{told}");
+    assert!(
+        told.contains("the threshold should be a number between 0.5 and 1"),
+        "{told}"
+    );
+    assert!(
+        told.contains("emergency 'esempi' has too few examples in esempi"),
+        "{told}"
+    );
+}

@@ -772,7 +772,13 @@ fn translations_and_limits(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
         }
         report(&mut sink, &text, &what, missing_in(&text, with_partial));
     }
-    for group in &bundle.bot.emergencies {
+    // A group that learns from examples may have no patterns of its own.
+    for group in bundle
+        .bot
+        .emergencies
+        .iter()
+        .filter(|group| group.examples.is_none())
+    {
         for lang in full.iter().chain(partial) {
             if !group.pattern_langs.iter().any(|(code, _)| code == lang) {
                 sink.warning_hint(

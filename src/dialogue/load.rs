@@ -10,8 +10,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::read::{self, Fields, fields};
 use super::{
-    Action, Bot, Bundle, Choice, Condition, DialogueTest, EmergencyGroup, Flow, Intent, Step,
-    Synonym, Target, TestItem,
+    Action, Bot, Bundle, Choice, Condition, DialogueTest, EmergencyGroup, Examples, Flow, Intent,
+    Step, Synonym, Target, TestItem,
 };
 use crate::diagnostics::{Diagnostic, Sink};
 use crate::directory::hours::{self, Schedule};
@@ -19,9 +19,16 @@ use crate::directory::{
     Contacts, Directory, Fact, Gazetteer, Location, Need, Organisation, Place, PlaceKind, Point,
     Service,
 };
+use crate::matching::classifier::DangerModel;
 use crate::matching::pattern::{Pattern, PatternSet};
 use crate::matching::{Lang, Phrase};
 use crate::yaml::{self, Node, Span};
+
+/// The folder of labelled sentences (`examples:` of an emergency group) read with the
+/// dialogues.
+pub const EXAMPLES_FOLDER: &str = "esempi";
+/// How sure the examples' model must be to raise an alarm, unless bot.yaml says.
+const DEFAULT_EXAMPLES_THRESHOLD: f32 = 0.8;
 
 /// Reads every file the bundle is made of: (path relative to `dir`, contents or error).
 pub fn load_sources(dir: &Path) -> Vec<(String, Result<String, String>)> {
@@ -32,14 +39,18 @@ pub fn load_sources(dir: &Path) -> Vec<(String, Result<String, String>)> {
             files.push((name.to_string(), read_file(&path)));
         }
     }
-    for folder in ["flows", "tests"] {
+    for (folder, endings) in [
+        ("flows", &[".yaml", ".yml"][..]),
+        ("tests", &[".yaml", ".yml"][..]),
+        (EXAMPLES_FOLDER, &[".tsv"][..]),
+    ] {
         let Ok(entries) = std::fs::read_dir(dir.join(folder)) else {
             continue;
         };
         let mut names: Vec<String> = entries
             .filter_map(Result::ok)
             .map(|entry| entry.file_name().to_string_lossy().into_owned())
-            .filter(|name| name.ends_with(".yaml") || name.ends_with(".yml"))
+            .filter(|name| endings.iter().any(|ending| name.ends_with(ending)))
             .collect();
         names.sort();
         for name in names {
@@ -73,6 +84,8 @@ pub fn parse_all(
         ..Bundle::default()
     };
     let mut trees: Vec<(String, Node)> = Vec::new();
+    // Tables of labelled sentences (`esempi/*.tsv`), read as text.
+    let mut tables: Vec<(String, Arc<str>)> = Vec::new();
     for (file, contents) in sources {
         let mut sink = Sink {
             file: &file,
@@ -81,6 +94,11 @@ pub fn parse_all(
         let start = Span { line: 1, col: 1 };
         match contents {
             Err(message) => sink.error(start, message),
+            Ok(text) if file.ends_with(".tsv") => {
+                let text: Arc<str> = Arc::from(text);
+                tables.push((file.clone(), Arc::clone(&text)));
+                bundle.sources.insert(file.clone(), text);
+            }
             Ok(text) => {
                 match yaml::parse(&text) {
                     Ok(tree) => trees.push((file.clone(), tree)),
@@ -112,6 +130,7 @@ pub fn parse_all(
         )),
         None => {}
     }
+    learn_examples(&mut bundle, &tables, diagnostics);
     match find("places.yaml") {
         Some(tree) => {
             bundle.gazetteer = parse_places(&mut sink_for("places.yaml", diagnostics), tree)
@@ -580,7 +599,15 @@ fn parse_emergency(sink: &mut Sink, node: &Node, words: &WordGroups) -> Option<E
         sink,
         node,
         "an emergency group",
-        &["id", "need", "goto", "patterns", "except", "past_cancels"],
+        &[
+            "id",
+            "need",
+            "goto",
+            "patterns",
+            "except",
+            "past_cancels",
+            "examples",
+        ],
     )?;
     let id_node = fields.require(sink, "id", "the emergency group")?;
     let id = read::identifier(sink, id_node, "the emergency id", false)?;
@@ -593,10 +620,18 @@ fn parse_emergency(sink: &mut Sink, node: &Node, words: &WordGroups) -> Option<E
         .require(sink, "goto", &what)
         .and_then(|node| flow_target(sink, node, "goto"))
         .unwrap_or_default();
-    let (group_patterns, pattern_langs) = fields
-        .require(sink, "patterns", &what)
-        .map(|node| patterns(sink, node, "patterns", words))
-        .unwrap_or_default();
+    let examples = fields
+        .get("examples")
+        .and_then(|node| examples_config(sink, node));
+    // A group that learns from examples needs no patterns of its own.
+    let (group_patterns, pattern_langs) = match (fields.get("patterns"), &examples) {
+        (Some(node), _) => patterns(sink, node, "patterns", words),
+        (None, Some(_)) => Default::default(),
+        (None, None) => fields
+            .require(sink, "patterns", &what)
+            .map(|node| patterns(sink, node, "patterns", words))
+            .unwrap_or_default(),
+    };
     let (except, _) = fields
         .get("except")
         .map(|node| patterns(sink, node, "except", words))
@@ -610,8 +645,116 @@ fn parse_emergency(sink: &mut Sink, node: &Node, words: &WordGroups) -> Option<E
         except,
         pattern_langs,
         past_cancels,
+        examples,
         span: node.span,
     })
+}
+
+/// `examples: { folder: esempi, threshold: 0.8 }`: where the labelled sentences are
+/// and how sure the model must be.
+fn examples_config(sink: &mut Sink, node: &Node) -> Option<Examples> {
+    let fields = fields(sink, node, "examples", &["folder", "threshold"])?;
+    let folder = fields
+        .require(sink, "folder", "examples")
+        .and_then(|node| read::string(sink, node, "the examples folder"))?;
+    let threshold = match fields.get("threshold") {
+        None => DEFAULT_EXAMPLES_THRESHOLD,
+        Some(node) => match node.as_f64() {
+            Some(value) if (0.5..1.0).contains(&value) => value as f32,
+            _ => {
+                sink.error_hint(
+                    node.span,
+                    "the threshold should be a number between 0.5 and 1",
+                    "0.8 means: alarm when the model is 80% sure; lower finds more danger and raises more false alarms",
+                );
+                DEFAULT_EXAMPLES_THRESHOLD
+            }
+        },
+    };
+    Some(Examples {
+        folder,
+        threshold,
+        model: None,
+        span: node.span,
+    })
+}
+
+/// Reads the labelled sentences of `examples.folder` (label, language and text, one per
+/// line, separated by tabs; `no` is the label of an ordinary sentence) and teaches the
+/// group's model from them. The same sentences give the same model, learnt once per
+/// process.
+fn learn_examples(
+    bundle: &mut Bundle,
+    tables: &[(String, Arc<str>)],
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    for group in &mut bundle.bot.emergencies {
+        let Some(examples) = group.examples.as_mut() else {
+            continue;
+        };
+        let prefix = format!("{}/", examples.folder.trim_end_matches('/'));
+        let mut sentences: Vec<(bool, &str)> = Vec::new();
+        for (file, text) in tables.iter().filter(|(file, _)| file.starts_with(&prefix)) {
+            let mut sink = sink_for(file, diagnostics);
+            for (number, line) in text.lines().enumerate() {
+                if line.trim().is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let fields: Vec<&str> = line.split('\t').collect();
+                match fields[..] {
+                    [label, _lang, sentence] if !label.is_empty() && !sentence.trim().is_empty() => {
+                        sentences.push((label != "no", sentence));
+                    }
+                    _ => sink.error_hint(
+                        Span {
+                            line: u32::try_from(number + 1).unwrap_or(u32::MAX),
+                            col: 1,
+                        },
+                        "this line is not label, language and sentence separated by tabs",
+                        "write, with a tab between them: violenza<TAB>it<TAB>mi picchia (or no for an ordinary sentence)",
+                    ),
+                }
+            }
+        }
+        if sentences.iter().filter(|(danger, _)| *danger).count() < 10
+            || sentences.iter().filter(|(danger, _)| !*danger).count() < 10
+        {
+            sink_for("bot.yaml", diagnostics).error_hint(
+                examples.span,
+                format!(
+                    "emergency '{}' has too few examples in {}: the model needs at least 10 of danger and 10 ordinary",
+                    group.id, examples.folder
+                ),
+                "add sentences to the .tsv files of that folder",
+            );
+            continue;
+        }
+        examples.model = Some(learnt(&sentences));
+    }
+}
+
+/// The model of these sentences, learnt once per process: the tests and `check` load
+/// the same dialogues many times.
+fn learnt(sentences: &[(bool, &str)]) -> Arc<DangerModel> {
+    use std::hash::{Hash, Hasher};
+    static LEARNT: std::sync::Mutex<Vec<(u64, Arc<DangerModel>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut hasher = rustc_hash::FxHasher::default();
+    sentences.hash(&mut hasher);
+    let key = hasher.finish();
+    let mut learnt = LEARNT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, model)) = learnt.iter().find(|(seen, _)| *seen == key) {
+        return Arc::clone(model);
+    }
+    let model = Arc::new(DangerModel::train(sentences));
+    learnt.push((key, Arc::clone(&model)));
+    // A long-running process reloads edited dialogues: keep the last few models only.
+    if learnt.len() > 4 {
+        learnt.remove(0);
+    }
+    model
 }
 
 /// Weekly hours `{ mon-fri: ["09:00-13:00"] }`; null means unknown (None, no error).

@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 use crate::diagnostics::Diagnostic;
 use crate::directory::hours::Schedule;
 use crate::directory::{Directory, Gazetteer, Point};
+use crate::matching::classifier::DangerModel;
 use crate::matching::pattern::{PatternSet, PatternText};
 use crate::matching::{Index, Lang, Phrase, PhraseSet};
 use crate::text::Text;
@@ -178,16 +179,29 @@ impl Bot {
         if self.emergencies.is_empty() {
             return None;
         }
+        let raw = text;
         let text = PatternText::new(text);
         if text.is_empty() {
             return None;
         }
         // Most messages match no group: the exceptions and the history are read only
         // when one does.
+        // A group's model reads the whole text: its alarm spans every word, so that an
+        // exception anywhere in the message cancels it.
+        let whole = (usize::MAX, 0, usize::MAX);
         let found: Vec<Vec<(usize, usize, usize)>> = self
             .emergencies
             .iter()
-            .map(|group| group.patterns.find_all(&text))
+            .map(|group| {
+                let mut found = group.patterns.find_all(&text);
+                if found.is_empty()
+                    && let Some(examples) = &group.examples
+                    && examples.alarms(raw)
+                {
+                    found.push(whole);
+                }
+                found
+            })
             .collect();
         if found.iter().all(Vec::is_empty) {
             return None;
@@ -208,9 +222,14 @@ impl Bot {
             .iter()
             .zip(found)
             .find(|(group, found)| {
-                outside(found, &exceptions).any(|(_, from, _)| {
-                    let told_as_history = past_sentences.contains(&text.sentence_of(from))
-                        && (group.past_cancels || safe_now);
+                outside(found, &exceptions).any(|(_, from, to)| {
+                    let told_as_history = if (from, to) == (whole.1, whole.2) {
+                        // The model read the whole message: history anywhere counts.
+                        !past_sentences.is_empty() && (group.past_cancels || safe_now)
+                    } else {
+                        past_sentences.contains(&text.sentence_of(from))
+                            && (group.past_cancels || safe_now)
+                    };
                     !told_as_history
                 })
             })
@@ -269,7 +288,36 @@ pub struct EmergencyGroup {
     pub pattern_langs: Vec<(String, Span)>,
     /// A `history: past` phrase alone makes the message no alarm for this group.
     pub past_cancels: bool,
+    /// Labelled sentences this group learns from (`examples:`), beside its patterns.
+    pub examples: Option<Examples>,
     pub span: Span,
+}
+
+/// The fewest words a text needs for an examples' model to read it.
+pub const EXAMPLES_MIN_WORDS: usize = 4;
+
+/// An emergency group's model of danger, learnt from the sentences of a folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Examples {
+    pub folder: String,
+    /// The model's probability from which the message is an alarm.
+    pub threshold: f32,
+    /// None until learnt, or when the folder has too few sentences (an error).
+    pub model: Option<Arc<DangerModel>>,
+    pub span: Span,
+}
+
+impl Examples {
+    /// Whether the model reads danger in the text. A text of fewer than
+    /// [`EXAMPLES_MIN_WORDS`] words says too little for it ("torna al menu" shares its
+    /// letters with "quando torna"): short danger is the patterns' to find.
+    pub fn alarms(&self, text: &str) -> bool {
+        crate::matching::normalise(text).split(' ').count() >= EXAMPLES_MIN_WORDS
+            && self
+                .model
+                .as_ref()
+                .is_some_and(|model| model.probability(text) >= self.threshold)
+    }
 }
 
 impl PartialEq for EmergencyGroup {

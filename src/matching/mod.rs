@@ -16,6 +16,7 @@
 //!
 //! Pure and deterministic: no I/O, no randomness.
 
+pub mod classifier;
 pub mod detect;
 pub mod index;
 pub mod lang;
