@@ -312,11 +312,12 @@ impl Examples {
     /// [`EXAMPLES_MIN_WORDS`] words says too little for it ("torna al menu" shares its
     /// letters with "quando torna"): short danger is the patterns' to find.
     pub fn alarms(&self, text: &str) -> bool {
-        crate::matching::normalise(text).split(' ').count() >= EXAMPLES_MIN_WORDS
-            && self
-                .model
-                .as_ref()
-                .is_some_and(|model| model.probability(text) >= self.threshold)
+        let Some(model) = &self.model else {
+            return false;
+        };
+        let normalised = crate::matching::normalise(text);
+        normalised.split(' ').count() >= EXAMPLES_MIN_WORDS
+            && model.probability_normalised(&normalised) >= self.threshold
     }
 }
 

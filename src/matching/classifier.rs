@@ -39,7 +39,11 @@ pub struct DangerModel {
 
 /// The buckets of a text's letter sequences, each with its count.
 fn counts(text: &str) -> Vec<(u32, f32)> {
-    let normalised = super::normalise(text);
+    counts_normalised(&super::normalise(text))
+}
+
+/// [`counts`] of a text already normalised.
+fn counts_normalised(normalised: &str) -> Vec<(u32, f32)> {
     let mut buckets: Vec<u32> = Vec::new();
     let mut padded: Vec<char> = Vec::new();
     for word in normalised.split(' ').filter(|word| !word.is_empty()) {
@@ -69,9 +73,9 @@ fn counts(text: &str) -> Vec<(u32, f32)> {
     out
 }
 
-/// A text's features: TF-IDF of its buckets, scaled to length one.
-fn features(text: &str, idf: &[f32]) -> Vec<(u32, f32)> {
-    let mut features: Vec<(u32, f32)> = counts(text)
+/// A text's features: TF-IDF of its buckets (`counts`), scaled to length one.
+fn features(counts: Vec<(u32, f32)>, idf: &[f32]) -> Vec<(u32, f32)> {
+    let mut features: Vec<(u32, f32)> = counts
         .into_iter()
         .map(|(bucket, count)| (bucket, (1.0 + count.ln()) * idf[bucket as usize]))
         .collect();
@@ -108,9 +112,9 @@ impl DangerModel {
             .iter()
             .map(|&seen| ((1.0 + documents) / (1.0 + seen as f32)).ln() + 1.0)
             .collect();
-        let vectors: Vec<Vec<(u32, f32)>> = examples
-            .iter()
-            .map(|(_, text)| features(text, &idf))
+        let vectors: Vec<Vec<(u32, f32)>> = counted
+            .into_iter()
+            .map(|counts| features(counts, &idf))
             .collect();
         let danger_count = examples.iter().filter(|(danger, _)| *danger).count();
         let ordinary_count = examples.len() - danger_count;
@@ -164,8 +168,13 @@ impl DangerModel {
 
     /// The probability, from 0 to 1, that `text` tells of danger like the examples.
     pub fn probability(&self, text: &str) -> f32 {
+        self.probability_normalised(&super::normalise(text))
+    }
+
+    /// [`DangerModel::probability`] of a text already normalised ([`super::normalise`]).
+    pub fn probability_normalised(&self, normalised: &str) -> f32 {
         let score: f32 = self.bias
-            + features(text, &self.idf)
+            + features(counts_normalised(normalised), &self.idf)
                 .iter()
                 .map(|(bucket, value)| self.weights[*bucket as usize] * value)
                 .sum::<f32>();
