@@ -186,24 +186,30 @@ impl Bot {
         }
         // Most messages match no group: the exceptions and the history are read only
         // when one does.
-        // A group's model reads the whole text: its alarm spans every word, so that an
-        // exception anywhere in the message cancels it.
-        let whole = (usize::MAX, 0, usize::MAX);
         let found: Vec<Vec<(usize, usize, usize)>> = self
             .emergencies
             .iter()
-            .map(|group| {
-                let mut found = group.patterns.find_all(&text);
-                if found.is_empty()
-                    && let Some(examples) = &group.examples
-                    && examples.alarms(raw)
-                {
-                    found.push(whole);
-                }
-                found
-            })
+            .map(|group| group.patterns.find_all(&text))
             .collect();
-        if found.iter().all(Vec::is_empty) {
+        // A group's model reads a text its patterns did not find, and only when no
+        // group before it has won (a danger step need not pay for it); its alarm spans
+        // every word, so that an exception anywhere in the message cancels it.
+        let whole = (usize::MAX, 0, usize::MAX);
+        let learnt: Vec<std::cell::OnceCell<bool>> = self
+            .emergencies
+            .iter()
+            .map(|_| Default::default())
+            .collect();
+        let model_alarms = |index: usize| {
+            *learnt[index].get_or_init(|| {
+                found[index].is_empty()
+                    && self.emergencies[index]
+                        .examples
+                        .as_ref()
+                        .is_some_and(|examples| examples.alarms(raw))
+            })
+        };
+        if found.iter().all(Vec::is_empty) && !(0..found.len()).any(model_alarms) {
             return None;
         }
         let exceptions = self.exceptions(&text);
@@ -220,8 +226,14 @@ impl Bot {
             !past_sentences.is_empty() && !self.history.safe_now.find_all(&text).is_empty();
         self.emergencies
             .iter()
-            .zip(found)
-            .find(|(group, found)| {
+            .enumerate()
+            .find(|&(index, group)| {
+                let whole_text = [whole];
+                let found = if model_alarms(index) {
+                    &whole_text[..]
+                } else {
+                    &found[index][..]
+                };
                 outside(found, &exceptions).any(|(_, from, to)| {
                     let told_as_history = if (from, to) == (whole.1, whole.2) {
                         // The model read the whole message: history anywhere counts.
@@ -233,7 +245,7 @@ impl Bot {
                     !told_as_history
                 })
             })
-            .map(|(group, _)| group)
+            .map(|(_, group)| group)
     }
 
     /// Where the text holds an exception of any group ("mi ammazzo di lavoro" is no
