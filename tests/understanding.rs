@@ -8,13 +8,13 @@
 //! - `danger_dev.tsv` (Italian), `danger_dev2.tsv` (seven other languages), `danger_dev3.tsv`
 //!   and `danger_dev4.tsv` (all languages), `danger_dev5.tsv` (es ru uk zh ar en; each
 //!   written after the tuning on the sets before it and measured unseen first) and
-//!   `danger_dev6.tsv`, `danger_dev7.tsv` (likewise) and `danger_holdout.tsv`,
-//!   `danger_holdout2.tsv`, `danger_holdout3.tsv`: danger (violence, self-harm, children,
+//!   `danger_dev6.tsv` to `danger_dev9.tsv` (likewise) and `danger_holdout.tsv` to
+//!   `danger_holdout4.tsv`: danger (violence, self-harm, children,
 //!   medical) and ordinary messages in eight languages. Each is sent as a citizen's
 //!   first message; danger must be answered at once with that danger's numbers.
 //! - `evaluation.tsv` (it, en, es), `evaluation2.tsv` (ar, fr, uk) and `evaluation3.tsv`
-//!   to `evaluation5.tsv` (all six, dev only, each written later and measured unseen
-//!   first): messages for the twelve areas, sent at the menu, each marked `dev` or
+//!   to `evaluation6.tsv` (all six, dev only, each written later and measured unseen
+//!   first), `evaluation7.tsv` (all six, holdout only): messages for the twelve areas, sent at the menu, each marked `dev` or
 //!   `holdout`; each must reach its area (emergencies: the numbers in the first reply).
 //!   "Right or offered among two" also counts the area offered as one of the two
 //!   buttons of "Intendi una di queste?" (one tap away).
@@ -49,6 +49,9 @@ const DANGER_TUNING_SETS: &[&str] = &[
     // Unseen on 2026-12-07, after the tuning on dev7: recall 76.0% (76/100), precision
     // 80.9% (18 false alarms in 100 near misses).
     "danger_dev8.tsv",
+    // Unseen on 2026-12-07 (second session), with the examples' model: recall 93.3%
+    // (112/120), precision 96.6% (4 false alarms in 120 near misses).
+    "danger_dev9.tsv",
 ];
 /// Never tuned on.
 const DANGER_HOLDOUT_SETS: &[&str] = &[
@@ -57,17 +60,26 @@ const DANGER_HOLDOUT_SETS: &[&str] = &[
     // Written on 2026-12-07 by a writer who saw no rule, after the tuning on dev6:
     // recall 86.2% (69/80), precision 88.5% before that day's changes.
     "danger_holdout3.tsv",
+    // Written on 2026-12-07 (second session) by a writer who saw no rule, after all the
+    // tuning before it: recall 86.2% (69/80), precision 89.6% when first read.
+    "danger_holdout4.tsv",
 ];
 /// In the order they were written; each was first measured unseen, by its own line of
 /// figures (evaluation3.tsv: 81.2% right on 2026-12-01, evaluation4.tsv: 85.6% and 16 of
 /// its 18 emergencies answered at once on 2026-12-02, evaluation5.tsv: 87.5% and 17 of
-/// 18 on 2026-12-07, before the vocabulary was tuned on them).
+/// 18 on 2026-12-07, evaluation6.tsv: 87.5% and 17 of 18 the same day, second session,
+/// before the vocabulary was tuned on them; evaluation7.tsv, holdout only: 88.2%,
+/// 127/144, when first read).
 const AREA_SETS: &[&str] = &[
     "evaluation.tsv",
     "evaluation2.tsv",
     "evaluation3.tsv",
     "evaluation4.tsv",
     "evaluation5.tsv",
+    "evaluation6.tsv",
+    // Holdout lines only, written on 2026-12-07 (second session) by a writer who saw
+    // neither the vocabulary nor the other sets; never tuned on.
+    "evaluation7.tsv",
 ];
 const RECALL_TARGET: f64 = 0.98;
 const PRECISION_TARGET: f64 = 0.95;
@@ -506,7 +518,7 @@ fn danger_probe() {
 /// How the examples' model does on sentences it did not learn from: the examples of
 /// dialogues/esempi in five folds, each read by a model learnt from the other four;
 /// printed for thresholds around the one bot.yaml sets (the rule chosen: the highest
-/// recall whose false alarms on ordinary sentences stay within 2%).
+/// recall whose false alarms on ordinary sentences stay within 1%).
 #[test]
 fn the_examples_model_cross_validated() {
     let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("dialogues/esempi");
