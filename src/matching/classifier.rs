@@ -27,11 +27,13 @@ const EPOCHS: usize = 40;
 const LEARNING_RATE: f32 = 0.5;
 const DECAY: f32 = 1e-5;
 
-/// What the examples taught: a weight and an inverse document frequency per bucket.
+/// What the examples taught: a weight and an inverse document frequency per bucket,
+/// side by side, so that reading a letter sequence costs one cache line, not two (the
+/// table is 2 MB: it does not stay in the cache between messages).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DangerModel {
-    weights: Vec<f32>,
-    idf: Vec<f32>,
+    /// (weight, inverse document frequency) of each bucket.
+    table: Vec<(f32, f32)>,
     bias: f32,
     /// How many examples it was learnt from, of danger and ordinary.
     pub examples: (usize, usize),
@@ -159,8 +161,7 @@ impl DangerModel {
             }
         }
         DangerModel {
-            weights,
-            idf,
+            table: weights.into_iter().zip(idf).collect(),
             bias,
             examples: (danger_count, ordinary_count),
         }
@@ -173,12 +174,17 @@ impl DangerModel {
 
     /// [`DangerModel::probability`] of a text already normalised ([`super::normalise`]).
     pub fn probability_normalised(&self, normalised: &str) -> f32 {
-        let score: f32 = self.bias
-            + features(counts_normalised(normalised), &self.idf)
-                .iter()
-                .map(|(bucket, value)| self.weights[*bucket as usize] * value)
-                .sum::<f32>();
-        sigmoid(score)
+        // As `features`, with each bucket's weight read in the same look-up as its idf.
+        let (mut dot, mut squares) = (0.0f32, 0.0f32);
+        for (bucket, count) in counts_normalised(normalised) {
+            let (weight, idf) = self.table[bucket as usize];
+            let value = (1.0 + count.ln()) * idf;
+            dot += weight * value;
+            squares += value * value;
+        }
+        let norm = squares.sqrt();
+        let score = if norm > 0.0 { dot / norm } else { 0.0 };
+        sigmoid(self.bias + score)
     }
 }
 

@@ -481,6 +481,11 @@ pub struct PatternSet {
     /// Every part of every pattern, with its (pattern, part).
     sequences: Vec<(usize, usize)>,
     by_start: HashMap<String, Vec<usize>>,
+    /// Sequences whose first word is a whole word short enough to be matched only as
+    /// written (no typo: fewer than nine letters), by that word: most first words
+    /// ("mi", "non", "ho", "لا") are, and a text's word then finds only the sequences
+    /// that start with it, not every one that starts with its first two letters.
+    by_word: HashMap<String, Vec<usize>>,
     /// Sequences whose first word may end a word (`*ضرب`), by the last two letters.
     by_end: HashMap<String, Vec<usize>>,
     /// Sequences whose first word may stand inside a word (`*ضرب*`), by its first two
@@ -494,6 +499,7 @@ pub struct PatternSet {
 /// Where in a word a first word's alternative may be found, for the index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Place {
+    Word,
     Start,
     End,
     Inside,
@@ -540,6 +546,7 @@ impl PatternSet {
             for alternative in &sequence.words[0] {
                 let text = alternative.text();
                 keys.push(match alternative {
+                    Alternative::Exact(text, chars) if *chars < 9 => (Place::Word, text.clone()),
                     Alternative::Exact(..) | Alternative::Prefix(..) => {
                         (Place::Start, start_key(text).to_string())
                     }
@@ -549,15 +556,15 @@ impl PatternSet {
             }
             keys.sort();
             keys.dedup();
-            if keys
-                .iter()
-                .any(|(place, key)| *place != Place::Start && key.chars().count() < 2)
-            {
+            if keys.iter().any(|(place, key)| {
+                matches!(place, Place::End | Place::Inside) && key.chars().count() < 2
+            }) {
                 set.everywhere.push(index);
                 continue;
             }
             for (place, key) in keys {
                 let map = match place {
+                    Place::Word => &mut set.by_word,
                     Place::Start => &mut set.by_start,
                     Place::End => &mut set.by_end,
                     Place::Inside => &mut set.by_inside,
@@ -583,6 +590,7 @@ impl PatternSet {
         let mut candidates: Vec<usize> = Vec::new();
         for (start, word) in text.words.iter().enumerate() {
             candidates.clear();
+            candidates.extend(self.by_word.get(word.text.as_str()).into_iter().flatten());
             let key = start_key(&word.text);
             candidates.extend(self.by_start.get(key).into_iter().flatten());
             // A one-letter first word ("я", "x") is indexed by that letter alone.
@@ -592,6 +600,7 @@ impl PatternSet {
             }
             for &(at, _) in &word.behind_clitics {
                 let rest = &word.text[at..];
+                candidates.extend(self.by_word.get(rest).into_iter().flatten());
                 candidates.extend(self.by_start.get(start_key(rest)).into_iter().flatten());
             }
             if !self.by_end.is_empty() {
