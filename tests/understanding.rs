@@ -101,19 +101,27 @@ fn bundle() -> Bundle {
     bundle
 }
 
-/// The rows of a TSV file of `tests/data/`, comments and blank lines left out.
+/// The rows of a labelled set: the danger tuning sets are the dialogues' own examples
+/// (dialogues/esempi), the rules and the examples' model learn from them; the others
+/// are the tests' (tests/data).
 fn rows(name: &str, columns: usize) -> Vec<Vec<String>> {
-    // The sets the rules and the examples' model learn from are the dialogues' own
-    // examples (dialogues/esempi); the others are the tests'.
     let folder = if name.starts_with("danger_dev") {
         "dialogues/esempi"
     } else {
         "tests/data"
     };
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(folder)
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{name}: {error}"));
+    rows_of(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(folder)
+            .join(name),
+        columns,
+    )
+}
+
+/// The rows of a TSV file, comments and blank lines left out; each must have `columns`.
+fn rows_of(path: &Path, columns: usize) -> Vec<Vec<String>> {
+    let name = path.display();
+    let text = std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{name}: {error}"));
     text.lines()
         .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
         .map(|line| {
@@ -531,12 +539,8 @@ fn the_examples_model_cross_validated() {
         .collect();
     names.sort();
     for path in names {
-        for line in std::fs::read_to_string(&path).unwrap().lines() {
-            let fields: Vec<&str> = line.split('\t').collect();
-            if line.starts_with('#') || fields.len() != 3 {
-                continue;
-            }
-            sentences.push((fields[0] != "no", fields[2].to_string()));
+        for row in rows_of(&path, 3) {
+            sentences.push((row[0] != "no", row[2].clone()));
         }
     }
     const FOLDS: usize = 5;

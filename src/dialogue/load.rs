@@ -624,13 +624,15 @@ fn parse_emergency(sink: &mut Sink, node: &Node, words: &WordGroups) -> Option<E
         .get("examples")
         .and_then(|node| examples_config(sink, node));
     // A group that learns from examples needs no patterns of its own.
-    let (group_patterns, pattern_langs) = match (fields.get("patterns"), &examples) {
-        (Some(node), _) => patterns(sink, node, "patterns", words),
-        (None, Some(_)) => Default::default(),
-        (None, None) => fields
-            .require(sink, "patterns", &what)
-            .map(|node| patterns(sink, node, "patterns", words))
-            .unwrap_or_default(),
+    let (group_patterns, pattern_langs) = match fields.get("patterns") {
+        Some(node) => patterns(sink, node, "patterns", words),
+        None => {
+            if examples.is_none() {
+                // Reports the missing `patterns:`.
+                fields.require(sink, "patterns", &what);
+            }
+            Default::default()
+        }
     };
     let (except, _) = fields
         .get("except")

@@ -192,9 +192,7 @@ impl Bot {
             .map(|group| group.patterns.find_all(&text))
             .collect();
         // A group's model reads a text its patterns did not find, and only when no
-        // group before it has won (a danger step need not pay for it); its alarm spans
-        // every word, so that an exception anywhere in the message cancels it.
-        let whole = (usize::MAX, 0, usize::MAX);
+        // group before it has won (a danger step need not pay for it).
         let learnt: Vec<std::cell::OnceCell<bool>> = self
             .emergencies
             .iter()
@@ -228,21 +226,15 @@ impl Bot {
             .iter()
             .enumerate()
             .find(|&(index, group)| {
-                let whole_text = [whole];
-                let found = if model_alarms(index) {
-                    &whole_text[..]
-                } else {
-                    &found[index][..]
-                };
-                outside(found, &exceptions).any(|(_, from, to)| {
-                    let told_as_history = if (from, to) == (whole.1, whole.2) {
-                        // The model read the whole message: history anywhere counts.
-                        !past_sentences.is_empty() && (group.past_cancels || safe_now)
-                    } else {
-                        past_sentences.contains(&text.sentence_of(from))
-                            && (group.past_cancels || safe_now)
-                    };
-                    !told_as_history
+                let told_as_history =
+                    |in_the_past: bool| in_the_past && (group.past_cancels || safe_now);
+                if model_alarms(index) {
+                    // The model read the whole message: an exception or a `past` phrase
+                    // anywhere in it counts.
+                    return exceptions.is_empty() && !told_as_history(!past_sentences.is_empty());
+                }
+                outside(&found[index], &exceptions).any(|(_, from, _)| {
+                    !told_as_history(past_sentences.contains(&text.sentence_of(from)))
                 })
             })
             .map(|(_, group)| group)

@@ -75,11 +75,16 @@ fn counts_normalised(normalised: &str) -> Vec<(u32, f32)> {
     out
 }
 
+/// A bucket's TF-IDF: its count in the text, on a logarithmic scale, times its idf.
+fn tf_idf(count: f32, idf: f32) -> f32 {
+    (1.0 + count.ln()) * idf
+}
+
 /// A text's features: TF-IDF of its buckets (`counts`), scaled to length one.
 fn features(counts: Vec<(u32, f32)>, idf: &[f32]) -> Vec<(u32, f32)> {
     let mut features: Vec<(u32, f32)> = counts
         .into_iter()
-        .map(|(bucket, count)| (bucket, (1.0 + count.ln()) * idf[bucket as usize]))
+        .map(|(bucket, count)| (bucket, tf_idf(count, idf[bucket as usize])))
         .collect();
     let norm = features
         .iter()
@@ -178,7 +183,7 @@ impl DangerModel {
         let (mut dot, mut squares) = (0.0f32, 0.0f32);
         for (bucket, count) in counts_normalised(normalised) {
             let (weight, idf) = self.table[bucket as usize];
-            let value = (1.0 + count.ln()) * idf;
+            let value = tf_idf(count, idf);
             dot += weight * value;
             squares += value * value;
         }

@@ -30,6 +30,12 @@ pub const MAX_GAP: usize = 4;
 /// How far apart (in words) the parts of an `a & b` pattern may be found.
 pub const WINDOW: usize = 12;
 
+/// The fewest letters of a whole word that tolerates a typo; shorter words are found
+/// only as written (and so can be indexed by the word itself).
+const TYPO_WORD_CHARS: usize = 9;
+/// The fewest letters of a `*` stem that tolerates a typo.
+const TYPO_STEM_CHARS: usize = 6;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Alternative {
     Exact(String, usize),
@@ -69,7 +75,7 @@ impl Alternative {
         match self {
             Alternative::Exact(text, chars) => {
                 word == text
-                    || (*chars >= 9
+                    || (*chars >= TYPO_WORD_CHARS
                         && word_chars.abs_diff(*chars) <= 1
                         && same_start(word, text)
                         && one_edit_apart(word, text, false))
@@ -80,7 +86,7 @@ impl Alternative {
                 }
                 // The stem with one typo: a letter changed, doubled, left out or two
                 // swapped, somewhere after the first two.
-                *chars >= 6
+                *chars >= TYPO_STEM_CHARS
                     && word_chars + 1 >= *chars
                     && same_start(word, text)
                     && one_edit_apart(word, text, true)
@@ -482,7 +488,7 @@ pub struct PatternSet {
     sequences: Vec<(usize, usize)>,
     by_start: HashMap<String, Vec<usize>>,
     /// Sequences whose first word is a whole word short enough to be matched only as
-    /// written (no typo: fewer than nine letters), by that word: most first words
+    /// written (no typo: fewer than [`TYPO_WORD_CHARS`] letters), by that word: most first words
     /// ("mi", "non", "ho", "لا") are, and a text's word then finds only the sequences
     /// that start with it, not every one that starts with its first two letters.
     by_word: HashMap<String, Vec<usize>>,
@@ -546,7 +552,9 @@ impl PatternSet {
             for alternative in &sequence.words[0] {
                 let text = alternative.text();
                 keys.push(match alternative {
-                    Alternative::Exact(text, chars) if *chars < 9 => (Place::Word, text.clone()),
+                    Alternative::Exact(text, chars) if *chars < TYPO_WORD_CHARS => {
+                        (Place::Word, text.clone())
+                    }
                     Alternative::Exact(..) | Alternative::Prefix(..) => {
                         (Place::Start, start_key(text).to_string())
                     }
