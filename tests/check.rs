@@ -276,3 +276,101 @@ fn example_files_are_checked_line_by_line() {
         "{told}"
     );
 }
+
+/// Requests labelled with the small menu's choices: food and housing told without the
+/// menu's words.
+const REQUESTS: &str = "# label, language, request
+cibo\tit\til frigo e vuoto da giorni
+cibo\tit\tnon ho niente da dare da mangiare ai bimbi
+cibo\tit\tcerco la spesa gratis
+cibo\tit\ta fine mese il frigo resta vuoto
+cibo\tit\tdove danno la spesa a chi non ce la fa
+cibo\tit\tsiamo senza niente in frigo
+casa\tit\til proprietario vuole che lascio l appartamento
+casa\tit\tcerco un appartamento in affitto basso
+casa\tit\tl appartamento ha la muffa e il proprietario non ripara
+casa\tit\tdevo lasciare l appartamento entro marzo
+casa\tit\tnon trovo un appartamento per la mia famiglia
+cas\tit\tuna riga con l'area scritta male
+cas\tit\tun'altra riga con la stessa area scritta male
+";
+
+#[test]
+fn a_menu_learns_its_choices_from_labelled_requests() {
+    let welcome = common::WELCOME.replacen(
+        "    choices:",
+        "    examples: { folder: esempi }\n    choices:",
+        1,
+    );
+    let housing = common::HOUSING.replacen(
+        "    say: \"Posso aiutarti in altro?\"",
+        "    say: \"Posso aiutarti in altro?\"\n    examples: { folder: esempi }",
+        1,
+    );
+    let changes = [
+        ("flows/benvenuto.yaml", welcome.as_str()),
+        ("esempi/richieste.tsv", REQUESTS),
+    ];
+    let told = diagnostics_with(&changes);
+    // A misspelt label is told once per file, with the labels that exist.
+    assert!(
+        told.contains("esempi/richieste.tsv:13:1: error: 'cas' is not a label the examples know (its lines are left out)"),
+        "{told}"
+    );
+    assert!(
+        told.contains("use one of: no, emergenza, casa, cibo"),
+        "{told}"
+    );
+    assert!(!told.contains("richieste.tsv:14:1"), "{told}");
+    // A step whose choices have no requests of their own cannot learn.
+    let told = diagnostics_with(&[
+        ("flows/benvenuto.yaml", welcome.as_str()),
+        ("flows/casa.yaml", housing.as_str()),
+        ("esempi/richieste.tsv", REQUESTS),
+    ]);
+    assert!(
+        told.contains("step 'altro' has too few examples in esempi"),
+        "{told}"
+    );
+    // `examples` belongs to a step with choices.
+    let told = diagnostics_with(&[(
+        "flows/casa.yaml",
+        &common::HOUSING.replacen(
+            "    ask_place: \"In che comune abiti?\"",
+            "    ask_place: \"In che comune abiti?\"\n    examples: { folder: esempi }",
+            1,
+        ),
+    )]);
+    assert!(
+        told.contains("`examples` is only for steps with `choices`"),
+        "{told}"
+    );
+    // The learnt menu reads a request that none of its words match.
+    let requests = REQUESTS
+        .lines()
+        .filter(|line| !line.starts_with("cas\t"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (bundle, diagnostics) = load_with(&[
+        ("flows/benvenuto.yaml", welcome.as_str()),
+        ("esempi/richieste.tsv", &requests),
+    ]);
+    assert!(diagnostics.iter().all(|d| !d.is_error()), "{diagnostics:?}");
+    let mut conversation = sportello::dialogue::testing::Conversation::new(
+        &bundle,
+        None,
+        sportello::dialogue::default_test_now(),
+    );
+    conversation.send(sportello::engine::Input::Text("/start".into()));
+    conversation.send(sportello::engine::Input::Button("y".into()));
+    conversation.send(sportello::engine::Input::Text(
+        "nel frigo non c'è piu niente".into(),
+    ));
+    assert_eq!(
+        (
+            conversation.state.flow.as_str(),
+            conversation.state.step.as_str()
+        ),
+        ("casa", "dove")
+    );
+}

@@ -218,7 +218,9 @@ fn resolve(bundle: &Bundle, current: Option<&Flow>, target: &mut Target, sink: &
 fn targets_of_step_mut(step: &mut Step) -> Vec<&mut Target> {
     let mut targets: Vec<&mut Target> = Vec::new();
     match &mut step.action {
-        Action::Choices { choices, otherwise } => {
+        Action::Choices {
+            choices, otherwise, ..
+        } => {
             targets.extend(choices.iter_mut().filter_map(|choice| choice.next.as_mut()));
             targets.extend(otherwise.as_mut());
         }
@@ -236,7 +238,9 @@ fn targets_of_step_mut(step: &mut Step) -> Vec<&mut Target> {
 pub fn targets_of_step(step: &Step) -> Vec<&Target> {
     let mut targets: Vec<&Target> = Vec::new();
     match &step.action {
-        Action::Choices { choices, otherwise } => {
+        Action::Choices {
+            choices, otherwise, ..
+        } => {
             targets.extend(choices.iter().filter_map(|choice| choice.next.as_ref()));
             targets.extend(otherwise.as_ref());
         }

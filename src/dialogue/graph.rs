@@ -79,7 +79,9 @@ pub fn render(flow: &Flow, format: Format) -> String {
             edges.push((id.clone(), to, label));
         };
         match &step.action {
-            Action::Choices { choices, otherwise } => {
+            Action::Choices {
+                choices, otherwise, ..
+            } => {
                 for choice in choices {
                     if let Some(next) = &choice.next {
                         let label = choice

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use crate::diagnostics::Diagnostic;
 use crate::directory::hours::Schedule;
 use crate::directory::{Directory, Gazetteer, Point};
-use crate::matching::classifier::DangerModel;
+use crate::matching::classifier::{ChoiceModel, DangerModel};
 use crate::matching::pattern::{PatternSet, PatternText};
 use crate::matching::{Index, Lang, Phrase, PhraseSet};
 use crate::text::Text;
@@ -300,18 +300,20 @@ pub struct EmergencyGroup {
 /// The fewest words a text needs for an examples' model to read it.
 pub const EXAMPLES_MIN_WORDS: usize = 4;
 
-/// An emergency group's model of danger, learnt from the sentences of a folder.
+/// A model learnt from the labelled sentences of a folder: an emergency group's model
+/// of danger ([`DangerModel`]) or a choices step's model of its choices ([`ChoiceModel`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Examples {
+pub struct Examples<M = DangerModel> {
     pub folder: String,
-    /// The model's probability from which the message is an alarm.
+    /// The model's probability from which it is believed: an alarm for danger, the
+    /// choice taken for a step.
     pub threshold: f32,
     /// None until learnt, or when the folder has too few sentences (an error).
-    pub model: Option<Arc<DangerModel>>,
+    pub model: Option<Arc<M>>,
     pub span: Span,
 }
 
-impl Examples {
+impl Examples<DangerModel> {
     /// Whether the model reads danger in the text. A text of fewer than
     /// [`EXAMPLES_MIN_WORDS`] words says too little for it ("torna al menu" shares its
     /// letters with "quando torna"): short danger is the patterns' to find.
@@ -413,6 +415,9 @@ pub enum Action {
     Choices {
         choices: Vec<Choice>,
         otherwise: Option<Target>,
+        /// Labelled requests the step learns its choices from (`examples:`), for what
+        /// no choice's words match.
+        examples: Option<Examples<ChoiceModel>>,
     },
     Ask {
         text: Text,

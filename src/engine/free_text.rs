@@ -35,6 +35,21 @@ fn with_evidence(score: f32, positions: u64) -> f32 {
     score + EVIDENCE_STEP * further as f32
 }
 
+/// The step's model overrules the choice whose words are in the message only when it
+/// gives that choice less than this probability (and another at least its threshold).
+const OVERRULE_BELOW: f32 = 0.1;
+
+/// How sure a step's model must be for its choice to be taken (no model: never).
+fn threshold(step: &Step) -> f32 {
+    match &step.action {
+        Action::Choices {
+            examples: Some(examples),
+            ..
+        } => examples.threshold,
+        _ => f32::INFINITY,
+    }
+}
+
 /// A language the bot does not speak, with one it speaks that its writers read.
 fn neighbour(lang: Lang) -> Option<&'static str> {
     match lang {
@@ -576,7 +591,22 @@ impl<'b> Turn<'b> {
             _ => None,
         };
         match scored.as_slice() {
-            [] => self.miss(),
+            [] => match self.model_ranked(step, text).as_deref() {
+                // No choice's words: the step's model, when it has one, is sure of
+                // one choice, or offers its two likeliest.
+                Some([(best, p), ..]) if *p >= threshold(step) => {
+                    let best = best.clone();
+                    self.choose(&best, Some(words));
+                }
+                Some([(best, p), (next, q), ..]) if p + q >= threshold(step) => {
+                    let (best, next) = (
+                        ButtonAction::Choice(best.clone()),
+                        ButtonAction::Choice(next.clone()),
+                    );
+                    self.did_you_mean(choices, best, next);
+                }
+                _ => self.miss(),
+            },
             [(_, first_at, first), (second_score, second_at, second), ..]
                 if first != second
                     && *first_at != 0
@@ -625,10 +655,35 @@ impl<'b> Turn<'b> {
                 && !(*first_at != *second_at && second_at & !first_at == 0) =>
             {
                 let (first, second) = (first.clone(), second.clone());
-                self.did_you_mean(choices, first, second);
+                // The step's model, sure of one of the two, settles it.
+                let settled = self.model_ranked(step, text).and_then(|ranked| {
+                    ranked.into_iter().next().filter(|(best, p)| {
+                        *p >= threshold(step)
+                            && [&first, &second]
+                                .iter()
+                                .any(|action| choice_id(action).as_ref() == Some(best))
+                    })
+                });
+                match settled {
+                    Some((best, _)) => self.choose(&best, Some(words)),
+                    None => self.did_you_mean(choices, first, second),
+                }
             }
             [(_, _, ButtonAction::Choice(id)), ..] => {
-                let id = id.clone();
+                // One choice's words are in the message; the step's model overrules
+                // them when it is sure of another choice and all but sure it is not
+                // theirs (a word said in passing: "esco dal lavoro alle 7 e i bimbi
+                // escono da scuola alle 4" is about the children).
+                let overruled = self.model_ranked(step, text).and_then(|ranked| {
+                    let found = ranked
+                        .iter()
+                        .find(|(choice, _)| choice == id)
+                        .map_or(0.0, |(_, p)| *p);
+                    ranked.into_iter().next().filter(|(best, p)| {
+                        best != id && *p >= threshold(step) && found < OVERRULE_BELOW
+                    })
+                });
+                let id = overruled.map_or_else(|| id.clone(), |(best, _)| best);
                 self.choose(&id, Some(words));
             }
             [(_, _, action), ..] => {
@@ -636,6 +691,34 @@ impl<'b> Turn<'b> {
                 self.press(action);
             }
         }
+    }
+
+    /// The step's choices as its model ranks them for `text`, likeliest first, when the
+    /// step learns from examples.
+    fn model_ranked(&self, step: &Step, text: &str) -> Option<Vec<(String, f32)>> {
+        let Action::Choices {
+            examples: Some(examples),
+            ..
+        } = &step.action
+        else {
+            return None;
+        };
+        let model = examples.model.as_ref()?;
+        // Filler alone ("ho bisogno, vorrei sapere una cosa") names no choice.
+        let normalised = matching::normalise(text);
+        if normalised
+            .split(' ')
+            .all(|word| word.is_empty() || crate::matching::lang::is_function_word(word))
+        {
+            return None;
+        }
+        Some(
+            model
+                .ranked_normalised(&normalised)
+                .into_iter()
+                .map(|(choice, p)| (choice.to_string(), p))
+                .collect(),
+        )
     }
 
     /// "Intendi una di queste?" with the two closest choices, labelled from the step's
