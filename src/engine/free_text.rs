@@ -621,8 +621,32 @@ impl<'b> Turn<'b> {
                 // at least [`EVIDENCE_LEAD`] more words of the text than the other is
                 // the message's subject ("sono qui per lavoro, non conosco nessuno,
                 // piango, vorrei parlare"), and comes first.
+                // The step's model, sure of one of the two and all but sure the other
+                // is a word said in passing, says which is the subject; two needs it
+                // reads both of ("lo SPID e anche le bollette") keep their order.
+                let model_first = self.model_ranked(step, text).and_then(|ranked| {
+                    let probability = |action: &ButtonAction| {
+                        ranked
+                            .iter()
+                            .find(|(choice, _)| Some(choice) == choice_id(action).as_ref())
+                            .map_or(0.0, |(_, p)| *p)
+                    };
+                    let (p_first, p_second) = (probability(first), probability(second));
+                    let threshold = threshold(step);
+                    if p_first >= threshold && p_second < OVERRULE_BELOW {
+                        choice_id(first)
+                    } else if p_second >= threshold && p_first < OVERRULE_BELOW {
+                        choice_id(second)
+                    } else {
+                        None
+                    }
+                });
                 let (first_words, second_words) = (first_at.count_ones(), second_at.count_ones());
-                let first_now = if first_words >= second_words + EVIDENCE_LEAD {
+                let first_now = if let Some(best) = model_first.as_ref().filter(|best| {
+                    [choice_id(first), choice_id(second)].contains(&Some((*best).clone()))
+                }) {
+                    choice_id(first).as_ref() == Some(best)
+                } else if first_words >= second_words + EVIDENCE_LEAD {
                     true
                 } else if second_words >= first_words + EVIDENCE_LEAD {
                     false
