@@ -586,22 +586,22 @@ impl<'b> Turn<'b> {
         }
         scored.retain(|(score, _, _)| *score >= CHOICE_THRESHOLD);
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let choice_id = |action: &ButtonAction| match action {
-            ButtonAction::Choice(id) => Some(id.clone()),
-            _ => None,
-        };
+        fn choice_id(action: &ButtonAction) -> Option<&str> {
+            match action {
+                ButtonAction::Choice(id) => Some(id.as_str()),
+                _ => None,
+            }
+        }
+        let threshold = threshold(step);
         match scored.as_slice() {
             [] => match self.model_ranked(step, text).as_deref() {
                 // No choice's words: the step's model, when it has one, is sure of
                 // one choice, or offers its two likeliest.
-                Some([(best, p), ..]) if *p >= threshold(step) => {
-                    let best = best.clone();
-                    self.choose(&best, Some(words));
-                }
-                Some([(best, p), (next, q), ..]) if p + q >= threshold(step) => {
+                Some([(best, p), ..]) if *p >= threshold => self.choose(best, Some(words)),
+                Some([(best, p), (next, q), ..]) if p + q >= threshold => {
                     let (best, next) = (
-                        ButtonAction::Choice(best.clone()),
-                        ButtonAction::Choice(next.clone()),
+                        ButtonAction::Choice(best.to_string()),
+                        ButtonAction::Choice(next.to_string()),
                     );
                     self.did_you_mean(choices, best, next);
                 }
@@ -620,32 +620,33 @@ impl<'b> Turn<'b> {
                 // written first now, the other offered after it; but a need named by
                 // at least [`EVIDENCE_LEAD`] more words of the text than the other is
                 // the message's subject ("sono qui per lavoro, non conosco nessuno,
-                // piango, vorrei parlare"), and comes first.
-                // The step's model, sure of one of the two and all but sure the other
-                // is a word said in passing, says which is the subject; two needs it
-                // reads both of ("lo SPID e anche le bollette") keep their order.
+                // piango, vorrei parlare"), and comes first. Before both, the step's
+                // model: sure of one of the two and all but sure the other is a word
+                // said in passing, it says which is the subject; two needs it reads
+                // both of keep their order.
+                let (Some(first_id), Some(second_id)) = (choice_id(first), choice_id(second))
+                else {
+                    return self.miss();
+                };
                 let model_first = self.model_ranked(step, text).and_then(|ranked| {
-                    let probability = |action: &ButtonAction| {
+                    let probability = |id: &str| {
                         ranked
                             .iter()
-                            .find(|(choice, _)| Some(choice) == choice_id(action).as_ref())
+                            .find(|(choice, _)| *choice == id)
                             .map_or(0.0, |(_, p)| *p)
                     };
-                    let (p_first, p_second) = (probability(first), probability(second));
-                    let threshold = threshold(step);
+                    let (p_first, p_second) = (probability(first_id), probability(second_id));
                     if p_first >= threshold && p_second < OVERRULE_BELOW {
-                        choice_id(first)
+                        Some(true)
                     } else if p_second >= threshold && p_first < OVERRULE_BELOW {
-                        choice_id(second)
+                        Some(false)
                     } else {
                         None
                     }
                 });
                 let (first_words, second_words) = (first_at.count_ones(), second_at.count_ones());
-                let first_now = if let Some(best) = model_first.as_ref().filter(|best| {
-                    [choice_id(first), choice_id(second)].contains(&Some((*best).clone()))
-                }) {
-                    choice_id(first).as_ref() == Some(best)
+                let first_now = if let Some(first_now) = model_first {
+                    first_now
                 } else if first_words >= second_words + EVIDENCE_LEAD {
                     true
                 } else if second_words >= first_words + EVIDENCE_LEAD {
@@ -654,21 +655,18 @@ impl<'b> Turn<'b> {
                     first_at.trailing_zeros() <= second_at.trailing_zeros()
                 };
                 let (now, later) = if first_now {
-                    (first, second)
+                    (first_id, second_id)
                 } else {
-                    (second, first)
-                };
-                let (Some(now), Some(later)) = (choice_id(now), choice_id(later)) else {
-                    return self.miss();
+                    (second_id, first_id)
                 };
                 self.state.later = Some(Later {
                     flow: self.state.flow.clone(),
                     step: step.id.clone(),
-                    choice: later,
+                    choice: later.to_string(),
                     text: text.to_string(),
                     offered_at: None,
                 });
-                self.choose(&now, Some(words));
+                self.choose(now, Some(words));
             }
             [
                 (first_score, first_at, first),
@@ -678,19 +676,21 @@ impl<'b> Turn<'b> {
                 && first != second
                 && !(*first_at != *second_at && second_at & !first_at == 0) =>
             {
-                let (first, second) = (first.clone(), second.clone());
                 // The step's model, sure of one of the two, settles it.
                 let settled = self.model_ranked(step, text).and_then(|ranked| {
-                    ranked.into_iter().next().filter(|(best, p)| {
-                        *p >= threshold(step)
-                            && [&first, &second]
+                    ranked.first().map(|(best, _)| *best).filter(|best| {
+                        ranked[0].1 >= threshold
+                            && [first, second]
                                 .iter()
-                                .any(|action| choice_id(action).as_ref() == Some(best))
+                                .any(|action| choice_id(action) == Some(*best))
                     })
                 });
                 match settled {
-                    Some((best, _)) => self.choose(&best, Some(words)),
-                    None => self.did_you_mean(choices, first, second),
+                    Some(best) => self.choose(best, Some(words)),
+                    None => {
+                        let (first, second) = (first.clone(), second.clone());
+                        self.did_you_mean(choices, first, second);
+                    }
                 }
             }
             [(_, _, ButtonAction::Choice(id)), ..] => {
@@ -703,12 +703,18 @@ impl<'b> Turn<'b> {
                         .iter()
                         .find(|(choice, _)| choice == id)
                         .map_or(0.0, |(_, p)| *p);
-                    ranked.into_iter().next().filter(|(best, p)| {
-                        best != id && *p >= threshold(step) && found < OVERRULE_BELOW
-                    })
+                    ranked
+                        .first()
+                        .copied()
+                        .filter(|(best, p)| best != id && *p >= threshold && found < OVERRULE_BELOW)
                 });
-                let id = overruled.map_or_else(|| id.clone(), |(best, _)| best);
-                self.choose(&id, Some(words));
+                match overruled {
+                    Some((best, _)) => self.choose(best, Some(words)),
+                    None => {
+                        let id = id.clone();
+                        self.choose(&id, Some(words));
+                    }
+                }
             }
             [(_, _, action), ..] => {
                 let action = action.clone();
@@ -719,7 +725,7 @@ impl<'b> Turn<'b> {
 
     /// The step's choices as its model ranks them for `text`, likeliest first, when the
     /// step learns from examples.
-    fn model_ranked(&self, step: &Step, text: &str) -> Option<Vec<(String, f32)>> {
+    fn model_ranked(&self, step: &'b Step, text: &str) -> Option<Vec<(&'b str, f32)>> {
         let Action::Choices {
             examples: Some(examples),
             ..
@@ -736,13 +742,7 @@ impl<'b> Turn<'b> {
         {
             return None;
         }
-        Some(
-            model
-                .ranked_normalised(&normalised)
-                .into_iter()
-                .map(|(choice, p)| (choice.to_string(), p))
-                .collect(),
-        )
+        Some(model.ranked_normalised(&normalised))
     }
 
     /// "Intendi una di queste?" with the two closest choices, labelled from the step's

@@ -12,10 +12,6 @@
 //! Pure and deterministic: the examples are read in their order, the training has no
 //! randomness, the same examples give the same model.
 
-use std::hash::{Hash, Hasher};
-
-use rustc_hash::FxHasher;
-
 /// How many buckets the letter sequences are hashed into: enough that few sequences of
 /// the examples share one, small enough to read quickly (one float each).
 const BUCKETS: usize = 1 << 18;
@@ -46,26 +42,28 @@ fn counts(text: &str, buckets: usize) -> Vec<(u32, f32)> {
 
 /// [`counts`] of a text already normalised.
 fn counts_normalised(normalised: &str, bucket_count: usize) -> Vec<(u32, f32)> {
-    let mut buckets: Vec<u32> = Vec::new();
+    // About one letter sequence of each length per letter.
+    let mut buckets: Vec<u32> = Vec::with_capacity(normalised.len() * (LONGEST - SHORTEST + 1));
     let mut padded: Vec<char> = Vec::new();
     for word in normalised.split(' ').filter(|word| !word.is_empty()) {
         padded.clear();
         padded.push(' ');
         padded.extend(word.chars());
         padded.push(' ');
-        for length in SHORTEST..=LONGEST {
-            if length > padded.len() {
-                break;
-            }
-            for window in padded.windows(length) {
-                let mut hasher = FxHasher::default();
-                window.hash(&mut hasher);
-                buckets.push((hasher.finish() % bucket_count as u64) as u32);
+        // Each sequence's hash extends the one a letter shorter from the same start:
+        // one step per letter and length, not one per letter of every sequence.
+        for start in 0..padded.len() {
+            let mut hash = SEED;
+            for (length, letter) in padded[start..].iter().take(LONGEST).enumerate() {
+                hash = mix(hash, *letter);
+                if length + 1 >= SHORTEST {
+                    buckets.push((finish(hash) % bucket_count as u64) as u32);
+                }
             }
         }
     }
     buckets.sort_unstable();
-    let mut out: Vec<(u32, f32)> = Vec::new();
+    let mut out: Vec<(u32, f32)> = Vec::with_capacity(buckets.len());
     for bucket in buckets {
         match out.last_mut() {
             Some((last, count)) if *last == bucket => *count += 1.0,
@@ -73,6 +71,19 @@ fn counts_normalised(normalised: &str, bucket_count: usize) -> Vec<(u32, f32)> {
         }
     }
     out
+}
+
+/// The letter sequences' hash: FxHash's step (rotate, xor, multiply) per letter, and
+/// MurmurHash3's finaliser so that the low bits, which choose the bucket, depend on
+/// every letter.
+const SEED: u64 = 0x2545_f491_4f6c_dd1d;
+fn mix(hash: u64, letter: char) -> u64 {
+    (hash.rotate_left(5) ^ u64::from(u32::from(letter))).wrapping_mul(0x517c_c1b7_2722_0a95)
+}
+fn finish(mut hash: u64) -> u64 {
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^ (hash >> 33)
 }
 
 /// A bucket's TF-IDF: its count in the text, on a logarithmic scale, times its idf.
