@@ -39,6 +39,30 @@ fn with_evidence(score: f32, positions: u64) -> f32 {
 /// gives that choice less than this probability (and another at least its threshold).
 const OVERRULE_BELOW: f32 = 0.1;
 
+/// `read` with the phrase of a fixed text of the bot ("Torna al menu"), prepared once
+/// per thread: preparing it stems every word, which costs more than the whole match.
+fn with_phrase<T>(text: &str, lang: Lang, read: impl FnOnce(&Phrase) -> T) -> T {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    thread_local! {
+        static PHRASES: RefCell<HashMap<Lang, HashMap<String, Phrase>>> =
+            RefCell::new(HashMap::new());
+    }
+    PHRASES.with(|phrases| {
+        let mut phrases = phrases.borrow_mut();
+        let of_lang = phrases.entry(lang).or_default();
+        if !of_lang.contains_key(text) {
+            // Bounded: edited dialogues bring new texts.
+            if of_lang.len() > 256 {
+                of_lang.clear();
+            }
+            of_lang.insert(text.to_string(), Phrase::in_lang(text, lang));
+        }
+        let phrase = &of_lang[text];
+        read(phrase)
+    })
+}
+
 /// How sure a step's model must be for its choice to be taken (no model: never).
 fn threshold(step: &Step) -> f32 {
     match &step.action {
@@ -129,6 +153,10 @@ impl<'b> Turn<'b> {
                 .state
                 .buttons
                 .iter()
+                // A label normalises to at most a few times its bytes (a decomposed
+                // ligature): a far longer text is not a label, and the labels need
+                // not be normalised (a dozen per message at the menu).
+                .filter(|button| normalised.len() <= 4 * button.label.len() + 8)
                 .find(|button| matching::normalise(&button.label) == normalised)
         {
             let action = button.action.clone();
@@ -578,8 +606,9 @@ impl<'b> Turn<'b> {
             ("menu_button", ButtonAction::Menu),
             ("human_button", ButtonAction::Human),
         ] {
-            let phrase = Phrase::in_lang(&self.message(key), lang);
-            let score = matching::phrase_score(&phrase, words);
+            let score = with_phrase(&self.message(key), lang, |phrase| {
+                matching::phrase_score(phrase, words)
+            });
             if score > 0.0 {
                 scored.push((score, 0, action));
             }
