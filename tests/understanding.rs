@@ -372,24 +372,29 @@ impl AreaCounts {
     }
 }
 
-/// The menu's model's likeliest area for a text, with its probability ("casa 0.62").
-fn menu_model_first(bundle: &Bundle, text: &str) -> String {
-    match bundle.step("benvenuto", "menu").map(|step| &step.action) {
-        Some(sportello::dialogue::Action::Choices {
-            examples: Some(examples),
-            ..
-        }) => examples
-            .model
-            .as_ref()
-            .and_then(|model| {
-                model
-                    .ranked(text)
-                    .first()
-                    .map(|(area, p)| format!("{area} {p:.2}"))
-            })
-            .unwrap_or_default(),
-        _ => String::new(),
-    }
+/// The model the menu learns its areas with (`examples:` on `benvenuto.menu`).
+fn menu_model(bundle: &Bundle) -> Option<&sportello::matching::classifier::ChoiceModel> {
+    bundle
+        .step("benvenuto", "menu")?
+        .choice_examples()?
+        .model
+        .as_deref()
+}
+
+/// The menu model's `how_many` likeliest areas for a text, with their probabilities
+/// ("casa 0.62").
+fn menu_model_reads(bundle: &Bundle, text: &str, how_many: usize) -> String {
+    menu_model(bundle)
+        .map(|model| {
+            let ranked: Vec<String> = model
+                .ranked(text)
+                .iter()
+                .take(how_many)
+                .map(|(area, p)| format!("{area} {p:.2}"))
+                .collect();
+            ranked.join(", ")
+        })
+        .unwrap_or_default()
 }
 
 /// Each message at the menu (after consent), from a phone in `phone` (None: the
@@ -458,7 +463,7 @@ fn area_counts(bundle: &Bundle, files: &[&str], split: &str, phone: Option<&str>
                     .as_ref()
                     .map(|kind| format!(", danger read: {kind}"))
                     .unwrap_or_default(),
-                menu_model_first(bundle, text)
+                menu_model_reads(bundle, text, 1)
             ));
         }
     }
@@ -612,20 +617,7 @@ fn danger_probe() {
         );
         if at_menu {
             // What the menu's model reads in it, its three likeliest areas.
-            if let Some(sportello::dialogue::Action::Choices {
-                examples: Some(examples),
-                ..
-            }) = bundle.step("benvenuto", "menu").map(|step| &step.action)
-                && let Some(model) = &examples.model
-            {
-                let ranked: Vec<String> = model
-                    .ranked(text)
-                    .iter()
-                    .take(3)
-                    .map(|(area, p)| format!("{area} {p:.2}"))
-                    .collect();
-                println!("     model: {}", ranked.join(", "));
-            }
+            println!("     model: {}", menu_model_reads(&bundle, text, 3));
         }
         if std::env::var_os("SPORTELLO_PROBE_REPLY").is_some() {
             println!("     {}", said.replace('\n', " / "));
@@ -724,11 +716,8 @@ fn the_menu_model_cross_validated() {
         .iter()
         .flat_map(|choice| {
             choice
-                .label
-                .by_lang
-                .values()
-                .chain(choice.synonyms.iter().map(|synonym| &synonym.text))
-                .map(|text| (choice.id.clone(), text.clone()))
+                .own_texts()
+                .map(|text| (choice.id.clone(), text.to_string()))
         })
         .collect();
     let (mut right, mut total) = (0, 0);
@@ -781,7 +770,7 @@ fn the_menu_model_cross_validated() {
         total += counts.total;
     }
     // The model alone on the holdout lines (counted, never printed).
-    let model = examples.model.as_ref().expect("the menu's model");
+    let model = menu_model(&bundle).expect("the menu's model");
     let mut holdout = (0, 0);
     for row in AREA_SETS.iter().flat_map(|file| rows(file, 4)) {
         if row[0] == "holdout" && ids.contains(&row[1]) {

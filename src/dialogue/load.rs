@@ -730,20 +730,34 @@ fn learn_examples(
         .chain([DANGER_LABEL.to_string()])
         .collect();
     // Each folder read once: its sentences (label, text), its mistakes reported once.
-    let mut folders: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    let mut read_folder = |folder: &str, diagnostics: &mut Vec<Diagnostic>| {
-        folders
-            .entry(folder.to_string())
-            .or_insert_with(|| {
-                labelled_sentences(tables, folder, &choice_labels, &danger_labels, diagnostics)
-            })
-            .clone()
-    };
+    let wanted: std::collections::BTreeSet<&str> = bundle
+        .bot
+        .emergencies
+        .iter()
+        .filter_map(|group| group.examples.as_ref())
+        .map(|examples| examples.folder.as_str())
+        .chain(
+            bundle
+                .flows
+                .iter()
+                .flat_map(|flow| &flow.steps)
+                .filter_map(|step| step.choice_examples())
+                .map(|examples| examples.folder.as_str()),
+        )
+        .collect();
+    let folders: HashMap<String, Vec<(String, String)>> = wanted
+        .into_iter()
+        .map(|folder| {
+            let rows =
+                labelled_sentences(tables, folder, &choice_labels, &danger_labels, diagnostics);
+            (folder.to_string(), rows)
+        })
+        .collect();
     for group in &mut bundle.bot.emergencies {
         let Some(examples) = group.examples.as_mut() else {
             continue;
         };
-        let rows = read_folder(&examples.folder, diagnostics);
+        let rows = &folders[&examples.folder];
         let sentences: Vec<(bool, &str)> = rows
             .iter()
             .map(|(label, sentence)| (danger_labels.contains(label), sentence.as_str()))
@@ -773,7 +787,7 @@ fn learn_examples(
             else {
                 continue;
             };
-            let rows = read_folder(&examples.folder, diagnostics);
+            let rows = &folders[&examples.folder];
             let ids: Vec<String> = choices.iter().map(|choice| choice.id.clone()).collect();
             let mut sentences: Vec<(&str, &str)> = rows
                 .iter()
@@ -794,14 +808,7 @@ fn learn_examples(
             // The choices' own labels and words teach it too: an operator's new word
             // reaches the model without a new request.
             for choice in choices.iter() {
-                sentences.extend(
-                    choice
-                        .label
-                        .by_lang
-                        .values()
-                        .chain(choice.synonyms.iter().map(|synonym| &synonym.text))
-                        .map(|text| (choice.id.as_str(), text.as_str())),
-                );
+                sentences.extend(choice.own_texts().map(|text| (choice.id.as_str(), text)));
             }
             examples.model = Some(learnt(&sentences, |sentences| {
                 ChoiceModel::train(&ids, sentences)

@@ -408,6 +408,16 @@ pub struct Step {
     pub next: Option<Target>,
 }
 
+impl Step {
+    /// What a choices step learns its choices from (`examples:`), if it does.
+    pub fn choice_examples(&self) -> Option<&Examples<ChoiceModel>> {
+        match &self.action {
+            Action::Choices { examples, .. } => examples.as_ref(),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// `say` alone: a message, then `next`.
@@ -483,6 +493,18 @@ pub struct Choice {
     pub set: Vec<(String, String)>,
     pub next: Option<Target>,
     pub span: Span,
+}
+
+impl Choice {
+    /// The choice's own texts as written: its label in every language and its
+    /// synonyms (what a choices step's model learns beside the requests).
+    pub fn own_texts(&self) -> impl Iterator<Item = &str> {
+        self.label
+            .by_lang
+            .values()
+            .map(String::as_str)
+            .chain(self.synonyms.iter().map(|synonym| synonym.text.as_str()))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -65,13 +65,16 @@ fn with_phrase<T>(text: &str, lang: Lang, read: impl FnOnce(&Phrase) -> T) -> T 
 
 /// How sure a step's model must be for its choice to be taken (no model: never).
 fn threshold(step: &Step) -> f32 {
-    match &step.action {
-        Action::Choices {
-            examples: Some(examples),
-            ..
-        } => examples.threshold,
-        _ => f32::INFINITY,
-    }
+    step.choice_examples()
+        .map_or(f32::INFINITY, |examples| examples.threshold)
+}
+
+/// The probability a model's ranking gives a choice (0 when it does not rank it).
+fn probability_of(ranked: &[(&str, f32)], id: &str) -> f32 {
+    ranked
+        .iter()
+        .find(|(choice, _)| *choice == id)
+        .map_or(0.0, |(_, p)| *p)
 }
 
 /// A language the bot does not speak, with one it speaks that its writers read.
@@ -636,14 +639,15 @@ impl<'b> Turn<'b> {
                 }
                 _ => self.miss(),
             },
-            [(_, first_at, first), (second_score, second_at, second), ..]
-                if first != second
-                    && *first_at != 0
-                    && *second_at != 0
-                    && first_at & second_at == 0
-                    && *second_score >= SECOND_NEED_THRESHOLD
-                    && choice_id(first).is_some()
-                    && choice_id(second).is_some() =>
+            [
+                (_, first_at, ButtonAction::Choice(first_id)),
+                (second_score, second_at, ButtonAction::Choice(second_id)),
+                ..,
+            ] if first_id != second_id
+                && *first_at != 0
+                && *second_at != 0
+                && first_at & second_at == 0
+                && *second_score >= SECOND_NEED_THRESHOLD =>
             {
                 // Two needs in one message ("lo SPID e anche le bollette"): the one
                 // written first now, the other offered after it; but a need named by
@@ -653,18 +657,11 @@ impl<'b> Turn<'b> {
                 // model: sure of one of the two and all but sure the other is a word
                 // said in passing, it says which is the subject; two needs it reads
                 // both of keep their order.
-                let (Some(first_id), Some(second_id)) = (choice_id(first), choice_id(second))
-                else {
-                    return self.miss();
-                };
                 let model_first = self.model_ranked(step, text).and_then(|ranked| {
-                    let probability = |id: &str| {
-                        ranked
-                            .iter()
-                            .find(|(choice, _)| *choice == id)
-                            .map_or(0.0, |(_, p)| *p)
-                    };
-                    let (p_first, p_second) = (probability(first_id), probability(second_id));
+                    let (p_first, p_second) = (
+                        probability_of(&ranked, first_id),
+                        probability_of(&ranked, second_id),
+                    );
                     if p_first >= threshold && p_second < OVERRULE_BELOW {
                         Some(true)
                     } else if p_second >= threshold && p_first < OVERRULE_BELOW {
@@ -684,9 +681,9 @@ impl<'b> Turn<'b> {
                     first_at.trailing_zeros() <= second_at.trailing_zeros()
                 };
                 let (now, later) = if first_now {
-                    (first_id, second_id)
+                    (first_id.as_str(), second_id.as_str())
                 } else {
-                    (second_id, first_id)
+                    (second_id.as_str(), first_id.as_str())
                 };
                 self.state.later = Some(Later {
                     flow: self.state.flow.clone(),
@@ -728,10 +725,7 @@ impl<'b> Turn<'b> {
                 // theirs (a word said in passing: "esco dal lavoro alle 7 e i bimbi
                 // escono da scuola alle 4" is about the children).
                 let overruled = self.model_ranked(step, text).and_then(|ranked| {
-                    let found = ranked
-                        .iter()
-                        .find(|(choice, _)| choice == id)
-                        .map_or(0.0, |(_, p)| *p);
+                    let found = probability_of(&ranked, id);
                     ranked
                         .first()
                         .copied()
@@ -755,14 +749,7 @@ impl<'b> Turn<'b> {
     /// The step's choices as its model ranks them for `text`, likeliest first, when the
     /// step learns from examples.
     fn model_ranked(&self, step: &'b Step, text: &str) -> Option<Vec<(&'b str, f32)>> {
-        let Action::Choices {
-            examples: Some(examples),
-            ..
-        } = &step.action
-        else {
-            return None;
-        };
-        let model = examples.model.as_ref()?;
+        let model = step.choice_examples()?.model.as_ref()?;
         // Filler alone ("ho bisogno, vorrei sapere una cosa") names no choice.
         let normalised = matching::normalise(text);
         if normalised

@@ -110,20 +110,34 @@ fn features(counts: Vec<(u32, f32)>, idf: &[f32]) -> Vec<(u32, f32)> {
     features
 }
 
-/// Each bucket's inverse document frequency among the texts' `counted` buckets: the
-/// rarer, the more it says.
-fn inverse_frequency(counted: &[Vec<(u32, f32)>], buckets: usize) -> Vec<f32> {
+/// What a training reads of its texts: each bucket's inverse document frequency among
+/// them (the rarer, the more it says), and each text's features.
+fn learnt_features<'a>(
+    texts: impl Iterator<Item = &'a str>,
+    buckets: usize,
+) -> (Vec<f32>, Vec<Vec<(u32, f32)>>) {
+    let counted: Vec<Vec<(u32, f32)>> = texts.map(|text| counts(text, buckets)).collect();
     let documents = counted.len().max(1) as f32;
     let mut frequency = vec![0u32; buckets];
-    for text in counted {
+    for text in &counted {
         for (bucket, _) in text {
             frequency[*bucket as usize] += 1;
         }
     }
-    frequency
+    let idf: Vec<f32> = frequency
         .iter()
         .map(|&seen| ((1.0 + documents) / (1.0 + seen as f32)).ln() + 1.0)
-        .collect()
+        .collect();
+    let vectors = counted
+        .into_iter()
+        .map(|counts| features(counts, &idf))
+        .collect();
+    (idf, vectors)
+}
+
+/// The step of stochastic gradient descent, shrinking with the passes.
+fn learning_rate(epoch: usize) -> f32 {
+    LEARNING_RATE / (1.0 + epoch as f32 * 0.2)
 }
 
 /// The order the training reads `n` examples in: interleaved by a fixed stride prime
@@ -146,15 +160,7 @@ impl DangerModel {
     /// however many of each there are.
     pub fn train(examples: &[(bool, &str)]) -> DangerModel {
         let documents = examples.len().max(1) as f32;
-        let counted: Vec<Vec<(u32, f32)>> = examples
-            .iter()
-            .map(|(_, text)| counts(text, BUCKETS))
-            .collect();
-        let idf = inverse_frequency(&counted, BUCKETS);
-        let vectors: Vec<Vec<(u32, f32)>> = counted
-            .into_iter()
-            .map(|counts| features(counts, &idf))
-            .collect();
+        let (idf, vectors) = learnt_features(examples.iter().map(|(_, text)| *text), BUCKETS);
         let danger_count = examples.iter().filter(|(danger, _)| *danger).count();
         let ordinary_count = examples.len() - danger_count;
         let positives = danger_count.max(1) as f32;
@@ -167,7 +173,7 @@ impl DangerModel {
         // (no randomness), the step shrinking with the passes.
         let order = interleaved(examples.len());
         for epoch in 0..EPOCHS {
-            let rate = LEARNING_RATE / (1.0 + epoch as f32 * 0.2);
+            let rate = learning_rate(epoch);
             for &index in &order {
                 let (danger, _) = examples[index];
                 let vector = &vectors[index];
@@ -256,15 +262,8 @@ impl ChoiceModel {
                     .map(|class| (class, *text))
             })
             .collect();
-        let counted: Vec<Vec<(u32, f32)>> = labelled
-            .iter()
-            .map(|(_, text)| counts(text, CHOICE_BUCKETS))
-            .collect();
-        let idf = inverse_frequency(&counted, CHOICE_BUCKETS);
-        let vectors: Vec<Vec<(u32, f32)>> = counted
-            .into_iter()
-            .map(|counts| features(counts, &idf))
-            .collect();
+        let (idf, vectors) =
+            learnt_features(labelled.iter().map(|(_, text)| *text), CHOICE_BUCKETS);
         let width = classes + 1;
         let mut table = vec![0.0f32; CHOICE_BUCKETS * width];
         for (bucket, value) in idf.iter().enumerate() {
@@ -274,7 +273,7 @@ impl ChoiceModel {
         let mut probabilities = vec![0.0f32; classes];
         let order = interleaved(labelled.len());
         for epoch in 0..CHOICE_EPOCHS {
-            let rate = LEARNING_RATE / (1.0 + epoch as f32 * 0.2);
+            let rate = learning_rate(epoch);
             for &index in &order {
                 let (class, _) = labelled[index];
                 let vector = &vectors[index];
