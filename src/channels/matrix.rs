@@ -640,6 +640,11 @@ impl Matrix {
             .directory
             .need(&case.need)
             .map(|need| need.label.get("it").to_string())
+            // A need known only by its area ("ascolto"): the area's title.
+            .or_else(|| {
+                let title = self.bundle.flow(&case.need)?.title.as_ref()?;
+                Some(format!("{} (da precisare)", title.get("it")))
+            })
             .unwrap_or_else(|| {
                 if case.need.is_empty() {
                     "non indicato".into()

@@ -850,8 +850,10 @@ fn tests_refer_to_known_things(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
                         }
                     }
                 }
+                // A need known only by its area is the area's flow ("ascolto").
                 TestItem::Handover(Some(need), span)
                     if bundle.directory.need(need).is_none()
+                        && bundle.flow(need).is_none()
                         && !bundle.directory.needs.is_empty() =>
                 {
                     sink.error(*span, format!("unknown need '{need}'"));

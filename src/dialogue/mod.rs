@@ -264,6 +264,31 @@ pub struct Intent {
     pub span: Span,
 }
 
+impl Intent {
+    /// The words of the intent's phrases and patterns, normalised, each with whether it
+    /// stands for every word it starts (`volontari*`): what a message says besides
+    /// naming the intent is the rest of its words.
+    pub fn words(&self) -> Vec<(String, bool)> {
+        let mut words: Vec<(String, bool)> = self
+            .phrases
+            .iter()
+            .flat_map(|phrase| &phrase.words)
+            .map(|word| (word.plain.clone(), false))
+            .collect();
+        for index in 0..self.patterns.len() {
+            let source = &self.patterns.pattern(index).source;
+            for alternative in source.split(|c: char| c.is_whitespace() || c == '|' || c == '&') {
+                let prefix = alternative.ends_with('*');
+                let word = crate::matching::normalise(alternative.trim_matches(['*', '?']));
+                if !word.is_empty() && !word.contains(' ') {
+                    words.push((word, prefix));
+                }
+            }
+        }
+        words
+    }
+}
+
 /// Danger told as history ("due anni fa ho avuto un infarto, ora chiedo l'invalidità",
 /// "anni fa il mio ex mi picchiava, ora sto bene e vorrei fare volontariato"): a
 /// message with a `past` phrase is no alarm for the groups marked `past_cancels`

@@ -85,6 +85,41 @@ fn neighbour(lang: Lang) -> Option<&'static str> {
     }
 }
 
+/// What a text says besides naming an intent: its words that are neither the intent's
+/// (those of its phrases and patterns) nor filler, normalised; None when nothing is left.
+fn beside_intent(intent: &Intent, text: &str) -> Option<String> {
+    let intent_words = intent.words();
+    let rest: Vec<String> = matching::tokens(text)
+        .into_iter()
+        .filter(|token| {
+            !crate::matching::lang::is_function_word(token)
+                && !intent_words.iter().any(|(word, prefix)| {
+                    if *prefix {
+                        token.starts_with(word.as_str())
+                    } else {
+                        token == word
+                    }
+                })
+        })
+        .collect();
+    (!rest.is_empty()).then(|| rest.join(" "))
+}
+
+/// The choice a step's model is sure of for a normalised text (none without a model).
+fn model_choice<'b>(step: &'b Step, normalised: &str) -> Option<&'b crate::dialogue::Choice> {
+    let examples = step.choice_examples()?;
+    let model = examples.model.as_ref()?;
+    let Action::Choices { choices, .. } = &step.action else {
+        return None;
+    };
+    let ranked = model.ranked_normalised(normalised);
+    let (best, p) = ranked.first()?;
+    if *p < examples.threshold {
+        return None;
+    }
+    choices.iter().find(|choice| choice.id == *best)
+}
+
 impl<'b> Turn<'b> {
     /// The languages a message is matched in: the conversation's, English, and the one
     /// it is written in.
@@ -133,7 +168,7 @@ impl<'b> Turn<'b> {
         };
         let words = self.words(&text);
         if let Some(intent) = self.find_intent(&text, &words, true) {
-            return self.intent(intent, &text, &words);
+            return self.intent(intent, &text);
         }
         let at_free_text = self.state.mode == Mode::AtStep
             && matches!(
@@ -194,7 +229,7 @@ impl<'b> Turn<'b> {
                     return self.ask(text, buttons, false);
                 }
                 if let Some(intent) = self.find_intent(&text, &words, false) {
-                    return self.intent(intent, &text, &words);
+                    return self.intent(intent, &text);
                 }
                 self.home();
                 self.answer_at_menu(&text);
@@ -203,7 +238,7 @@ impl<'b> Turn<'b> {
                 if let Some(intent) = self.find_intent(&text, &words, false)
                     && intent.goto != self.bundle.bot.human
                 {
-                    return self.intent(intent, &text, &words);
+                    return self.intent(intent, &text);
                 }
                 // The volunteer reads the whole message, however long.
                 self.out.push(Output::ToVolunteer {
@@ -213,7 +248,7 @@ impl<'b> Turn<'b> {
             }
             Mode::AtStep => {
                 if let Some(intent) = self.find_intent(&text, &words, false) {
-                    return self.intent(intent, &text, &words);
+                    return self.intent(intent, &text);
                 }
                 if let Some(kind) = everyday
                     && self.everyday_at_step(kind)
@@ -437,7 +472,7 @@ impl<'b> Turn<'b> {
 
     /// An intent; asking for a person keeps the need and the place said along with it
     /// ("voglio una persona per lo SPID").
-    pub(super) fn intent(&mut self, intent: &'b Intent, text: &str, words: &Words) {
+    pub(super) fn intent(&mut self, intent: &'b Intent, text: &str) {
         if intent.emergency {
             self.state.emergency = true;
         }
@@ -445,7 +480,7 @@ impl<'b> Turn<'b> {
             || (intent.goto.flow == self.bundle.bot.human.flow
                 && intent.goto.step == self.bundle.bot.human.step)
         {
-            for (name, value) in self.infer_need(words) {
+            for (name, value) in self.infer_need(intent, text) {
                 self.state.vars.insert(name, value);
             }
             self.remember_place(text);
@@ -461,25 +496,44 @@ impl<'b> Turn<'b> {
         self.enter(&intent.goto);
     }
 
-    /// The choices the words name from the menu down, as the variables they set,
-    /// without moving: the need to put on a volunteer's card.
-    fn infer_need(&self, words: &Words) -> Vec<(String, String)> {
+    /// The choices a request for a person names besides the request, from the menu
+    /// down, as the variables they set, without moving: the need to put on a
+    /// volunteer's card. The rest of the words are read, not the request's ("parlare
+    /// con qualcuno" is also how loneliness is said); at the menu the step's model reads
+    /// them too when no choice's words are there ("sono sola e non parlo con nessuno da
+    /// giorni, vorrei un volontario"). A need known only by its area is that area's id
+    /// ("ascolto"), when the conversation has no need yet.
+    fn infer_need(&self, intent: &Intent, text: &str) -> Vec<(String, String)> {
         let mut vars = Vec::new();
+        let Some(rest) = beside_intent(intent, text) else {
+            return vars;
+        };
+        let words = self.words(&rest);
         let Some((flow, step)) = self.menu_step() else {
             return vars;
         };
-        let Some(mut target) = self.bundle.step(&flow, &step).map(|_| Target {
+        let Some(menu) = self.bundle.step(&flow, &step) else {
+            return vars;
+        };
+        let mut target = Target {
             raw: String::new(),
             span: Default::default(),
             flow,
             step,
-        }) else {
-            return vars;
         };
-        for _ in 0..4 {
-            let Some(choice) = self.deeper_choice(&target, words) else {
+        let mut area = None;
+        for level in 0..4 {
+            let choice = match self.deeper_choice(&target, &words) {
+                Some(choice) => Some(choice),
+                None if level == 0 => model_choice(menu, &rest),
+                None => None,
+            };
+            let Some(choice) = choice else {
                 break;
             };
+            if level == 0 {
+                area = Some(choice.id.clone());
+            }
             for (name, value) in &choice.set {
                 vars.push((name.clone(), fill(value, &self.state.vars)));
             }
@@ -487,6 +541,17 @@ impl<'b> Turn<'b> {
                 Some(next) => target = next.clone(),
                 None => break,
             }
+        }
+        let need_known = vars.iter().any(|(name, _)| name == "need")
+            || self
+                .state
+                .vars
+                .get("need")
+                .is_some_and(|need| !need.is_empty());
+        if let Some(area) = area
+            && !need_known
+        {
+            vars.push(("need".into(), area));
         }
         vars
     }
@@ -805,7 +870,7 @@ impl<'b> Turn<'b> {
         }
         if let Some(intent) = self.find_intent(text, &words, false) {
             self.out.clear();
-            return self.intent(intent, text, &words);
+            return self.intent(intent, text);
         }
         self.remember_place(text);
         let before = self.out.len();
