@@ -179,9 +179,13 @@ impl Bot {
         if self.emergencies.is_empty() {
             return None;
         }
-        let raw = text;
-        let text = PatternText::new(text);
-        if text.is_empty() {
+        self.emergency_in(text, &PatternText::new(text))
+    }
+
+    /// [`Bot::emergency`] of a text already read for patterns (`text` is
+    /// `PatternText::new(raw)`: the engine reads a message once for danger and intents).
+    pub fn emergency_in(&self, raw: &str, text: &PatternText) -> Option<&EmergencyGroup> {
+        if self.emergencies.is_empty() || text.is_empty() {
             return None;
         }
         // Most messages match no group: the exceptions and the history are read only
@@ -189,7 +193,7 @@ impl Bot {
         let found: Vec<Vec<(usize, usize, usize)>> = self
             .emergencies
             .iter()
-            .map(|group| group.patterns.find_all(&text))
+            .map(|group| group.patterns.find_all(text))
             .collect();
         // A group's model reads a text its patterns did not find, and only when no
         // group before it has won (a danger step need not pay for it).
@@ -210,18 +214,18 @@ impl Bot {
         if found.iter().all(Vec::is_empty) && !(0..found.len()).any(model_alarms) {
             return None;
         }
-        let exceptions = self.exceptions(&text);
+        let exceptions = self.exceptions(text);
         // A `past` phrase tells as history the danger of its own sentence only: "il
         // mese scorso ho prenotato; adesso ho un dolore al petto" stays an alarm.
         let past_sentences: Vec<usize> = self
             .history
             .past
-            .find_all(&text)
+            .find_all(text)
             .into_iter()
             .map(|(_, from, _)| text.sentence_of(from))
             .collect();
         let safe_now =
-            !past_sentences.is_empty() && !self.history.safe_now.find_all(&text).is_empty();
+            !past_sentences.is_empty() && !self.history.safe_now.find_all(text).is_empty();
         self.emergencies
             .iter()
             .enumerate()

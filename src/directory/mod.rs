@@ -244,8 +244,10 @@ impl Gazetteer {
 
     /// A place named in passing in a longer message ("affitto a Pioltello"): only a whole
     /// name or alias, or a close typo of a long one, so that "limite" is not Limito.
-    pub fn mentioned(&self, text: &str) -> Option<&Place> {
-        let words = Words::new(text, &[matching::Lang::Ar, matching::Lang::Uk]);
+    /// The words are read in Italian, Arabic and Ukrainian whatever the conversation's
+    /// language ("ساتيليت", "Сеграте").
+    pub fn mentioned(&self, words: &Words) -> Option<&Place> {
+        let words = words.in_langs(&[matching::Lang::Ar, matching::Lang::Uk]);
         let hits = self.index.hits(&words);
         let mut best: Option<(f32, &Place)> = None;
         for place in &self.places {

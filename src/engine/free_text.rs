@@ -140,8 +140,11 @@ impl<'b> Turn<'b> {
 
     pub(super) fn text(&mut self, raw: &str) {
         let trimmed = raw.trim();
-        // Danger first: the whole message, before any command, cut or mode.
-        let danger = self.bundle.bot.emergency(trimmed);
+        // Danger first: the whole message, before any command, cut or mode. The message
+        // is read for patterns once: the intents read the same words.
+        let read = PatternText::new(trimmed);
+        let danger = self.bundle.bot.emergency_in(trimmed, &read);
+        self.pattern_text = Some((trimmed.to_string(), read));
         self.follow_written_language(trimmed);
         if let Some(group) = danger {
             return self.emergency(group, trimmed);
@@ -191,10 +194,18 @@ impl<'b> Turn<'b> {
                 .state
                 .buttons
                 .iter()
-                // A label normalises to at most a few times its bytes (a decomposed
-                // ligature): a far longer text is not a label, and the labels need
+                // A label normalises to no more bytes than it has when it is ASCII, and
+                // to at most twice as many otherwise (a decomposed ligature, a space
+                // between scripts): a longer text is not a label, and the labels need
                 // not be normalised (a dozen per message at the menu).
-                .filter(|button| normalised.len() <= 4 * button.label.len() + 8)
+                .filter(|button| {
+                    let bound = if button.label.is_ascii() {
+                        button.label.len()
+                    } else {
+                        2 * button.label.len() + 2
+                    };
+                    normalised.len() <= bound
+                })
                 .find(|button| matching::normalise(&button.label) == normalised)
         {
             let action = button.action.clone();
@@ -255,7 +266,7 @@ impl<'b> Turn<'b> {
                 {
                     return;
                 }
-                self.remember_place(&text);
+                self.remember_place(&words);
                 self.answer(&text, &words);
             }
         }
@@ -451,6 +462,10 @@ impl<'b> Turn<'b> {
         let bundle = self.bundle;
         let hits = bundle.index.hits(words);
         let mut pattern_text: Option<PatternText> = None;
+        let read = match &self.pattern_text {
+            Some((read_from, read)) if read_from == text => Some(read),
+            _ => None,
+        };
         bundle
             .bot
             .intents
@@ -459,7 +474,10 @@ impl<'b> Turn<'b> {
             .filter_map(|intent| {
                 let mut score = hits.score(&bundle.index, intent.phrase_set);
                 if score < INTENT_THRESHOLD && !intent.patterns.is_empty() {
-                    let text = pattern_text.get_or_insert_with(|| PatternText::new(text));
+                    let text = match read {
+                        Some(read) => read,
+                        None => pattern_text.get_or_insert_with(|| PatternText::new(text)),
+                    };
                     if !intent.patterns.find_all(text).is_empty() {
                         score = 1.0;
                     }
@@ -483,7 +501,8 @@ impl<'b> Turn<'b> {
             for (name, value) in self.infer_need(intent, text) {
                 self.state.vars.insert(name, value);
             }
-            self.remember_place(text);
+            let words = self.words(text);
+            self.remember_place(&words);
             if let Some(place) = self.state.known_place.take()
                 && let Some(place) = self.bundle.gazetteer.get(&place)
                 && self.bundle.gazetteer.reach(place) == crate::directory::Reach::District
@@ -872,7 +891,7 @@ impl<'b> Turn<'b> {
             self.out.clear();
             return self.intent(intent, text);
         }
-        self.remember_place(text);
+        self.remember_place(&words);
         let before = self.out.len();
         let misses = self.state.misses;
         let buttons = self.state.buttons.clone();
@@ -888,8 +907,8 @@ impl<'b> Turn<'b> {
     }
 
     /// A place named in passing, kept for when the flow asks where the citizen lives.
-    pub(super) fn remember_place(&mut self, text: &str) {
-        if let Some(place) = self.bundle.gazetteer.mentioned(text) {
+    pub(super) fn remember_place(&mut self, words: &Words) {
+        if let Some(place) = self.bundle.gazetteer.mentioned(words) {
             self.state.known_place = Some(place.id.clone());
         }
     }

@@ -289,9 +289,13 @@ pub fn step(
         out: Vec::new(),
         offer: None,
         written: None,
+        pattern_text: None,
     };
-    turn.handle(input);
-    turn.offer_language();
+    // One message is normalised once for all its readers (see `matching::with_memo`).
+    matching::with_memo(|| {
+        turn.handle(input);
+        turn.offer_language();
+    });
     (turn.state, turn.out)
 }
 
@@ -305,6 +309,9 @@ struct Turn<'b> {
     offer: Option<String>,
     /// The language the citizen's message is written in, when it is clear.
     written: Option<Lang>,
+    /// The message read for patterns (danger, intents), once per turn, with the text
+    /// it was read from.
+    pattern_text: Option<(String, crate::matching::pattern::PatternText)>,
 }
 
 impl<'b> Turn<'b> {

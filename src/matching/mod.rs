@@ -36,6 +36,61 @@ pub use lang::{Everyday, Lang, Script, everyday, script_of};
 /// words separated by one space. An apostrophe inside a Cyrillic word ("б'є") is dropped
 /// without splitting it.
 pub fn normalise(text: &str) -> String {
+    if text.len() >= MEMO_SHORTEST
+        && let Some(memoised) = MEMO.with_borrow(|memo| {
+            memo.as_ref()?
+                .iter()
+                .find(|(key, _)| key == text)
+                .map(|(_, normalised)| normalised.clone())
+        })
+    {
+        return memoised;
+    }
+    let normalised = normalise_uncached(text);
+    if text.len() >= MEMO_SHORTEST {
+        MEMO.with_borrow_mut(|memo| {
+            if let Some(memo) = memo {
+                if memo.len() == MEMO_ENTRIES {
+                    memo.remove(0);
+                }
+                memo.push((text.to_string(), normalised.clone()));
+            }
+        });
+    }
+    normalised
+}
+
+/// Texts shorter than this are normalised again rather than looked up.
+const MEMO_SHORTEST: usize = 16;
+/// How many texts a turn's memo keeps (the message, its sentences, a long label).
+const MEMO_ENTRIES: usize = 4;
+
+std::thread_local! {
+    /// The texts normalised during the current [`with_memo`], with what they became:
+    /// a message is read by several readers in one turn (danger, its language, its
+    /// words, the intents, the models). None outside a turn, so that no citizen's words
+    /// stay in memory after it.
+    static MEMO: std::cell::RefCell<Option<Vec<(String, String)>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `turn` with [`normalise`] remembering its last few texts, and forgets them
+/// afterwards.
+pub fn with_memo<T>(turn: impl FnOnce() -> T) -> T {
+    struct Forget(Option<Vec<(String, String)>>);
+    impl Drop for Forget {
+        fn drop(&mut self) {
+            let outer = self.0.take();
+            MEMO.with_borrow_mut(|memo| *memo = outer);
+        }
+    }
+    let outer = MEMO.with_borrow_mut(|memo| memo.replace(Vec::with_capacity(MEMO_ENTRIES)));
+    // Restored (emptied, or the caller's memo) even if the turn panics.
+    let _forget = Forget(outer);
+    turn()
+}
+
+fn normalise_uncached(text: &str) -> String {
     // ASCII decomposes to itself: the Unicode tables are read only for other text.
     if text.is_ascii() {
         normalise_characters(text.chars(), text.len())
@@ -328,6 +383,22 @@ impl Words {
                 .into_iter()
                 .map(TextWord::new)
                 .collect(),
+            langs: all_langs,
+            hits: OnceCell::new(),
+        }
+    }
+
+    /// The same words compared in `langs` (Italian is always added): the stems already
+    /// worked out are kept.
+    pub fn in_langs(&self, langs: &[Lang]) -> Words {
+        let mut all_langs = vec![Lang::It];
+        for lang in langs {
+            if !all_langs.contains(lang) {
+                all_langs.push(*lang);
+            }
+        }
+        Words {
+            words: self.words.clone(),
             langs: all_langs,
             hits: OnceCell::new(),
         }
