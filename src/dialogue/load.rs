@@ -626,7 +626,7 @@ fn parse_emergency(sink: &mut Sink, node: &Node, words: &WordGroups) -> Option<E
         .unwrap_or_default();
     let examples = fields
         .get("examples")
-        .and_then(|node| examples_config(sink, node, DEFAULT_EXAMPLES_THRESHOLD));
+        .and_then(|node| examples_config(sink, node, DEFAULT_EXAMPLES_THRESHOLD, 0.5));
     // A group that learns from examples needs no patterns of its own.
     let (group_patterns, pattern_langs) = match fields.get("patterns") {
         Some(node) => patterns(sink, node, "patterns", words),
@@ -657,8 +657,14 @@ fn parse_emergency(sink: &mut Sink, node: &Node, words: &WordGroups) -> Option<E
 }
 
 /// `examples: { folder: esempi, threshold: 0.8 }`: where the labelled sentences are
-/// and how sure the model must be (`default` when not said).
-fn examples_config<M>(sink: &mut Sink, node: &Node, default: f32) -> Option<Examples<M>> {
+/// and how sure the model must be (`default` when not said, at least `lowest`: a yes or
+/// no of danger needs more than half; one of a dozen areas is a clear lead well below).
+fn examples_config<M>(
+    sink: &mut Sink,
+    node: &Node,
+    default: f32,
+    lowest: f64,
+) -> Option<Examples<M>> {
     let fields = fields(sink, node, "examples", &["folder", "threshold"])?;
     let folder = fields
         .require(sink, "folder", "examples")
@@ -666,11 +672,11 @@ fn examples_config<M>(sink: &mut Sink, node: &Node, default: f32) -> Option<Exam
     let threshold = match fields.get("threshold") {
         None => default,
         Some(node) => match node.as_f64() {
-            Some(value) if (0.5..1.0).contains(&value) => value as f32,
+            Some(value) if (lowest..1.0).contains(&value) => value as f32,
             _ => {
                 sink.error_hint(
                     node.span,
-                    "the threshold should be a number between 0.5 and 1",
+                    format!("the threshold should be a number between {lowest} and 1"),
                     "0.8 means: believe the model when it is 80% sure; lower believes it more often, and more often wrongly",
                 );
                 default
@@ -1166,7 +1172,7 @@ fn parse_choices(sink: &mut Sink, fields: &Fields, what: &str, no_say: bool) -> 
         .and_then(|node| target(sink, node, "otherwise"));
     let examples = fields
         .get("examples")
-        .and_then(|node| examples_config(sink, node, DEFAULT_CHOICE_THRESHOLD));
+        .and_then(|node| examples_config(sink, node, DEFAULT_CHOICE_THRESHOLD, 0.2));
     Action::Choices {
         choices,
         otherwise,

@@ -63,6 +63,11 @@ fn with_phrase<T>(text: &str, lang: Lang, read: impl FnOnce(&Phrase) -> T) -> T 
     })
 }
 
+/// How sure a step's model must be of its two likeliest choices together to offer them
+/// ("Intendi una di queste?") when no choice's words are in the message: below it the
+/// message is not understood (a dozen areas each a little likely is no reading).
+const OFFER_TWO: f32 = 0.5;
+
 /// How sure a step's model must be for its choice to be taken (no model: never).
 fn threshold(step: &Step) -> f32 {
     step.choice_examples()
@@ -105,8 +110,18 @@ fn beside_intent(intent: &Intent, text: &str) -> Option<String> {
     (!rest.is_empty()).then(|| rest.join(" "))
 }
 
-/// The choice a step's model is sure of for a normalised text (none without a model).
-fn model_choice<'b>(step: &'b Step, normalised: &str) -> Option<&'b crate::dialogue::Choice> {
+/// How sure the menu's model must be of the need it reads in the words said besides
+/// asking for a person ("mi passi un operatore?" leaves one word, "passi"), for it to
+/// go on the volunteer's card: at least half, or the step's own threshold if higher.
+const CARD_SURE: f32 = 0.5;
+
+/// The choice a step's model is sure of for a normalised text, at least `sure` and the
+/// step's threshold (none without a model).
+fn model_choice<'b>(
+    step: &'b Step,
+    normalised: &str,
+    sure: f32,
+) -> Option<&'b crate::dialogue::Choice> {
     let examples = step.choice_examples()?;
     let model = examples.model.as_ref()?;
     let Action::Choices { choices, .. } = &step.action else {
@@ -114,7 +129,7 @@ fn model_choice<'b>(step: &'b Step, normalised: &str) -> Option<&'b crate::dialo
     };
     let ranked = model.ranked_normalised(normalised);
     let (best, p) = ranked.first()?;
-    if *p < examples.threshold {
+    if *p < examples.threshold.max(sure) {
         return None;
     }
     choices.iter().find(|choice| choice.id == *best)
@@ -544,7 +559,7 @@ impl<'b> Turn<'b> {
         for level in 0..4 {
             let choice = match self.deeper_choice(&target, &words) {
                 Some(choice) => Some(choice),
-                None if level == 0 => model_choice(menu, &rest),
+                None if level == 0 => model_choice(menu, &rest, CARD_SURE),
                 None => None,
             };
             let Some(choice) = choice else {
@@ -709,12 +724,42 @@ impl<'b> Turn<'b> {
             }
         }
         let threshold = threshold(step);
+        // The step's model, sure of a choice, decides (it reads the whole message; a
+        // word of a choice's vocabulary may be said in passing), unless the citizen
+        // named two needs and it is one of them: both are kept, below.
+        let ranked = self.model_ranked(step, text);
+        let model_best = ranked
+            .as_ref()
+            .and_then(|ranked| ranked.first().copied())
+            .filter(|(_, p)| *p >= threshold);
+        if let Some((best, _)) = model_best {
+            let two_needs_with_best = matches!(
+                scored.as_slice(),
+                [
+                    (_, first_at, ButtonAction::Choice(first_id)),
+                    (second_score, second_at, ButtonAction::Choice(second_id)),
+                    ..,
+                ] if first_id != second_id
+                    && *first_at != 0
+                    && *second_at != 0
+                    && first_at & second_at == 0
+                    && *second_score >= SECOND_NEED_THRESHOLD
+                    && (first_id == best || second_id == best)
+            );
+            let named_a_way_out = matches!(
+                scored.first(),
+                Some((_, _, ButtonAction::Menu | ButtonAction::Human))
+            );
+            if !two_needs_with_best && !named_a_way_out {
+                return self.choose(best, Some(words));
+            }
+        }
         match scored.as_slice() {
-            [] => match self.model_ranked(step, text).as_deref() {
+            [] => match ranked.as_deref() {
                 // No choice's words: the step's model, when it has one, is sure of
                 // one choice, or offers its two likeliest.
                 Some([(best, p), ..]) if *p >= threshold => self.choose(best, Some(words)),
-                Some([(best, p), (next, q), ..]) if p + q >= threshold => {
+                Some([(best, p), (next, q), ..]) if p + q >= threshold.max(OFFER_TWO) => {
                     let (best, next) = (
                         ButtonAction::Choice(best.to_string()),
                         ButtonAction::Choice(next.to_string()),
@@ -741,10 +786,10 @@ impl<'b> Turn<'b> {
                 // model: sure of one of the two and all but sure the other is a word
                 // said in passing, it says which is the subject; two needs it reads
                 // both of keep their order.
-                let model_first = self.model_ranked(step, text).and_then(|ranked| {
+                let model_first = ranked.as_ref().and_then(|ranked| {
                     let (p_first, p_second) = (
-                        probability_of(&ranked, first_id),
-                        probability_of(&ranked, second_id),
+                        probability_of(ranked, first_id),
+                        probability_of(ranked, second_id),
                     );
                     if p_first >= threshold && p_second < OVERRULE_BELOW {
                         Some(true)
@@ -787,7 +832,7 @@ impl<'b> Turn<'b> {
                 && !(*first_at != *second_at && second_at & !first_at == 0) =>
             {
                 // The step's model, sure of one of the two, settles it.
-                let settled = self.model_ranked(step, text).and_then(|ranked| {
+                let settled = ranked.as_ref().and_then(|ranked| {
                     ranked.first().map(|(best, _)| *best).filter(|best| {
                         ranked[0].1 >= threshold
                             && [first, second]
@@ -808,8 +853,8 @@ impl<'b> Turn<'b> {
                 // them when it is sure of another choice and all but sure it is not
                 // theirs (a word said in passing: "esco dal lavoro alle 7 e i bimbi
                 // escono da scuola alle 4" is about the children).
-                let overruled = self.model_ranked(step, text).and_then(|ranked| {
-                    let found = probability_of(&ranked, id);
+                let overruled = ranked.as_ref().and_then(|ranked| {
+                    let found = probability_of(ranked, id);
                     ranked
                         .first()
                         .copied()
