@@ -64,6 +64,11 @@ const DANGER_TUNING_SETS: &[&str] = &[
     // (101/120; Arabic lines 16 of the 32 misses), precision 88.6% (13 false alarms in
     // 120 near misses).
     "danger_dev12.tsv",
+    // Written on 2026-12-07 (fourth session), indirect self-harm, Ukrainian and Arabic,
+    // ordinary requests with alarming words; unseen (after that session's tuning on
+    // dev12): recall 78.3% (94/120; self-harm 38/60), precision 91.3% (9 false alarms
+    // in 120).
+    "danger_dev13.tsv",
 ];
 /// Never tuned on.
 const DANGER_HOLDOUT_SETS: &[&str] = &[
@@ -85,6 +90,9 @@ const DANGER_HOLDOUT_SETS: &[&str] = &[
     // Written on 2026-12-07 (fourth session) by a writer who saw no rule; first read
     // before that session's tuning: see ARCHITECTURE.md.
     "danger_holdout7.tsv",
+    // Written on 2026-12-07 (fourth session) by a writer who saw no rule; first read at
+    // the end of that session's tuning: see ARCHITECTURE.md.
+    "danger_holdout8.tsv",
 ];
 /// In the order they were written; each was first measured unseen, by its own line of
 /// figures (evaluation3.tsv: 81.2% right on 2026-12-01, evaluation4.tsv: 85.6% and 16 of
