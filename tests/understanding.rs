@@ -380,7 +380,52 @@ struct AreaCounts {
     offered: usize,
     emergencies: usize,
     emergencies_first: usize,
-    wrong: Vec<String>,
+    wrong: Vec<Wrong>,
+}
+
+/// A line of an area set the bot did not take to its area.
+struct Wrong {
+    area: String,
+    lang: String,
+    text: String,
+    /// The flow and step it reached.
+    flow: String,
+    step: String,
+    /// Its area was one of the two buttons of "Intendi una di queste?".
+    offered: bool,
+    /// The kind of danger read in it, if any.
+    danger: Option<String>,
+    /// The menu's model's likeliest area ("casa 0.62").
+    model_first: String,
+}
+
+impl std::fmt::Display for Wrong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Wrong {
+            area,
+            lang,
+            text,
+            flow,
+            step,
+            ..
+        } = self;
+        if self.offered {
+            return write!(
+                f,
+                "{area}\t{lang}\t{text}\t(offered among two at {flow}.{step})"
+            );
+        }
+        let danger = self
+            .danger
+            .as_ref()
+            .map(|kind| format!(", danger read: {kind}"))
+            .unwrap_or_default();
+        write!(
+            f,
+            "{area}\t{lang}\t{text}\t(reached {flow}.{step}{danger}) [the menu's model: {}]",
+            self.model_first
+        )
+    }
 }
 
 impl AreaCounts {
@@ -480,26 +525,21 @@ fn area_counts(bundle: &Bundle, files: &[&str], split: &str, phone: Option<&str>
         let offered = choices.len() <= 2 && choices.contains(&area.as_str());
         if right {
             counts.right += 1;
-        } else if offered {
-            counts.offered += 1;
-            counts.wrong.push(format!(
-                "{area}\t{lang}\t{text}\t(offered among two at {}.{})",
-                conversation.state.flow, conversation.state.step
-            ));
-        } else {
-            counts.wrong.push(format!(
-                "{area}\t{lang}\t{text}\t(reached {}.{}{}) [the menu's model: {}]",
-                conversation.state.flow,
-                conversation.state.step,
-                conversation
-                    .state
-                    .emergency_kind
-                    .as_ref()
-                    .map(|kind| format!(", danger read: {kind}"))
-                    .unwrap_or_default(),
-                menu_model_reads(bundle, text, 1)
-            ));
+            continue;
         }
+        if offered {
+            counts.offered += 1;
+        }
+        counts.wrong.push(Wrong {
+            area: area.clone(),
+            lang: lang.clone(),
+            text: text.clone(),
+            flow: conversation.state.flow.clone(),
+            step: conversation.state.step.clone(),
+            offered,
+            danger: conversation.state.emergency_kind.clone(),
+            model_first: menu_model_reads(bundle, text, 1),
+        });
     }
     counts
 }
@@ -541,48 +581,29 @@ fn citizens_reach_the_right_area_in_their_language() {
             if split == "holdout" && phone.is_none() {
                 // As for danger: the holdout's misses by area and by language, never as lines.
                 let mut by_key: std::collections::BTreeMap<String, usize> = Default::default();
+                let mut count = |key: String| *by_key.entry(key).or_default() += 1;
                 for wrong in &counts.wrong {
-                    let mut fields = wrong.split('\t');
-                    for key in [fields.next(), fields.next()].into_iter().flatten() {
-                        *by_key.entry(key.to_string()).or_default() += 1;
-                    }
-                }
-                // And by what became of them: offered among two, not understood (the
-                // menu again), or another area.
-                for wrong in &counts.wrong {
-                    let kind = if wrong.contains("(offered among two") {
+                    count(wrong.area.clone());
+                    count(wrong.lang.clone());
+                    // And by what became of them: offered among two, not understood (the
+                    // menu again), or another area.
+                    let kind = if wrong.offered {
                         "offered among two"
-                    } else if wrong.contains("(reached benvenuto.") {
+                    } else if wrong.flow == "benvenuto" {
                         "not understood"
                     } else {
                         "another area"
                     };
-                    *by_key.entry(kind.to_string()).or_default() += 1;
-                    let model_first = wrong
-                        .rsplit("[the menu's model: ")
-                        .next()
-                        .and_then(|rest| rest.split(' ').next())
-                        .unwrap_or_default();
-                    if kind == "another area" && wrong.split('\t').next() == Some(model_first) {
-                        *by_key
-                            .entry("another area, the model right".into())
-                            .or_default() += 1;
+                    count(kind.to_string());
+                    let model_first = wrong.model_first.split(' ').next().unwrap_or_default();
+                    if kind == "another area" && wrong.area == model_first {
+                        count("another area, the model right".into());
                     }
-                    if let Some(kind) = wrong
-                        .split("danger read: ")
-                        .nth(1)
-                        .and_then(|rest| rest.split(')').next())
-                    {
-                        *by_key.entry(format!("danger read: {kind}")).or_default() += 1;
+                    if let Some(danger) = &wrong.danger {
+                        count(format!("danger read: {danger}"));
                     }
                     if kind == "another area" {
-                        let area = wrong.split('\t').next().unwrap_or_default();
-                        let reached = wrong
-                            .rsplit("(reached ")
-                            .next()
-                            .and_then(|rest| rest.split('.').next())
-                            .unwrap_or_default();
-                        *by_key.entry(format!("{area}->{reached}")).or_default() += 1;
+                        count(format!("{}->{}", wrong.area, wrong.flow));
                     }
                 }
                 let summary: Vec<String> =
