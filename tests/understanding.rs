@@ -466,6 +466,18 @@ fn menu_model_reads(bundle: &Bundle, text: &str, how_many: usize) -> String {
         .unwrap_or_default()
 }
 
+/// The choices the buttons shown last stand for ("Intendi una di queste?" shows two).
+fn choice_buttons(state: &sportello::engine::State) -> Vec<&str> {
+    state
+        .buttons
+        .iter()
+        .filter_map(|button| match &button.action {
+            ButtonAction::Choice(id) => Some(id.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Each message at the menu (after consent), from a phone in `phone` (None: the
 /// message's own language).
 fn area_counts(bundle: &Bundle, files: &[&str], split: &str, phone: Option<&str>) -> AreaCounts {
@@ -513,15 +525,7 @@ fn area_counts(bundle: &Bundle, files: &[&str], split: &str, phone: Option<&str>
                                 .is_some_and(|rest| rest.starts_with('.'))
                     }))
         };
-        let choices: Vec<&str> = conversation
-            .state
-            .buttons
-            .iter()
-            .filter_map(|button| match &button.action {
-                ButtonAction::Choice(id) => Some(id.as_str()),
-                _ => None,
-            })
-            .collect();
+        let choices = choice_buttons(&conversation.state);
         let offered = choices.len() <= 2 && choices.contains(&area.as_str());
         if right {
             counts.right += 1;
@@ -880,14 +884,7 @@ fn area_features() {
             return "emergenza".to_string();
         }
         if state.flow == "benvenuto" {
-            let choices: Vec<&str> = state
-                .buttons
-                .iter()
-                .filter_map(|button| match &button.action {
-                    ButtonAction::Choice(id) => Some(id.as_str()),
-                    _ => None,
-                })
-                .collect();
+            let choices = choice_buttons(state);
             return if choices.len() <= 2 && !choices.is_empty() {
                 format!("offered:{}", choices.join("+"))
             } else {

@@ -90,6 +90,30 @@ fn neighbour(lang: Lang) -> Option<&'static str> {
     }
 }
 
+/// A choice named in a message, with the positions of its words (a bit each).
+type Named<'a> = (&'a str, u64);
+
+/// Two needs named in one message ("lo SPID e anche le bollette"): the two best scored
+/// choices, different, each named by words of its own, the second clearly; each with
+/// the positions of its words.
+fn two_needs(scored: &[(f32, u64, ButtonAction)]) -> Option<(Named<'_>, Named<'_>)> {
+    match scored {
+        [
+            (_, first_at, ButtonAction::Choice(first_id)),
+            (second_score, second_at, ButtonAction::Choice(second_id)),
+            ..,
+        ] if first_id != second_id
+            && *first_at != 0
+            && *second_at != 0
+            && first_at & second_at == 0
+            && *second_score >= SECOND_NEED_THRESHOLD =>
+        {
+            Some(((first_id, *first_at), (second_id, *second_at)))
+        }
+        _ => None,
+    }
+}
+
 /// What a text says besides naming an intent: its words that are neither the intent's
 /// (those of its phrases and patterns) nor filler, normalised; None when nothing is left.
 fn beside_intent(intent: &Intent, text: &str) -> Option<String> {
@@ -728,24 +752,15 @@ impl<'b> Turn<'b> {
         // word of a choice's vocabulary may be said in passing), unless the citizen
         // named two needs and it is one of them: both are kept, below.
         let ranked = self.model_ranked(step, text);
+        let two = two_needs(&scored);
         let model_best = ranked
             .as_ref()
             .and_then(|ranked| ranked.first().copied())
             .filter(|(_, p)| *p >= threshold);
         if let Some((best, _)) = model_best {
-            let two_needs_with_best = matches!(
-                scored.as_slice(),
-                [
-                    (_, first_at, ButtonAction::Choice(first_id)),
-                    (second_score, second_at, ButtonAction::Choice(second_id)),
-                    ..,
-                ] if first_id != second_id
-                    && *first_at != 0
-                    && *second_at != 0
-                    && first_at & second_at == 0
-                    && *second_score >= SECOND_NEED_THRESHOLD
-                    && (first_id == best || second_id == best)
-            );
+            let two_needs_with_best = two.is_some_and(|((first_id, _), (second_id, _))| {
+                first_id == best || second_id == best
+            });
             let named_a_way_out = matches!(
                 scored.first(),
                 Some((_, _, ButtonAction::Menu | ButtonAction::Human))
@@ -753,6 +768,53 @@ impl<'b> Turn<'b> {
             if !two_needs_with_best && !named_a_way_out {
                 return self.choose(best, Some(words));
             }
+        }
+        if let Some(((first_id, first_at), (second_id, second_at))) = two {
+            // Two needs in one message ("lo SPID e anche le bollette"): the one
+            // written first now, the other offered after it; but a need named by
+            // at least [`EVIDENCE_LEAD`] more words of the text than the other is
+            // the message's subject ("sono qui per lavoro, non conosco nessuno,
+            // piango, vorrei parlare"), and comes first. Before both, the step's
+            // model: sure of one of the two and all but sure the other is a word
+            // said in passing, it says which is the subject; two needs it reads
+            // both of keep their order.
+            let model_first = ranked.as_ref().and_then(|ranked| {
+                let (p_first, p_second) = (
+                    probability_of(ranked, first_id),
+                    probability_of(ranked, second_id),
+                );
+                if p_first >= threshold && p_second < OVERRULE_BELOW {
+                    Some(true)
+                } else if p_second >= threshold && p_first < OVERRULE_BELOW {
+                    Some(false)
+                } else {
+                    None
+                }
+            });
+            let (first_words, second_words) = (first_at.count_ones(), second_at.count_ones());
+            let first_now = if let Some(first_now) = model_first {
+                first_now
+            } else if first_words >= second_words + EVIDENCE_LEAD {
+                true
+            } else if second_words >= first_words + EVIDENCE_LEAD {
+                false
+            } else {
+                first_at.trailing_zeros() <= second_at.trailing_zeros()
+            };
+            let (now, later) = if first_now {
+                (first_id, second_id)
+            } else {
+                (second_id, first_id)
+            };
+            self.state.later = Some(Later {
+                flow: self.state.flow.clone(),
+                step: step.id.clone(),
+                choice: later.to_string(),
+                text: text.to_string(),
+                offered_at: None,
+            });
+            self.choose(now, Some(words));
+            return;
         }
         match scored.as_slice() {
             [] => match ranked.as_deref() {
@@ -768,61 +830,6 @@ impl<'b> Turn<'b> {
                 }
                 _ => self.miss(),
             },
-            [
-                (_, first_at, ButtonAction::Choice(first_id)),
-                (second_score, second_at, ButtonAction::Choice(second_id)),
-                ..,
-            ] if first_id != second_id
-                && *first_at != 0
-                && *second_at != 0
-                && first_at & second_at == 0
-                && *second_score >= SECOND_NEED_THRESHOLD =>
-            {
-                // Two needs in one message ("lo SPID e anche le bollette"): the one
-                // written first now, the other offered after it; but a need named by
-                // at least [`EVIDENCE_LEAD`] more words of the text than the other is
-                // the message's subject ("sono qui per lavoro, non conosco nessuno,
-                // piango, vorrei parlare"), and comes first. Before both, the step's
-                // model: sure of one of the two and all but sure the other is a word
-                // said in passing, it says which is the subject; two needs it reads
-                // both of keep their order.
-                let model_first = ranked.as_ref().and_then(|ranked| {
-                    let (p_first, p_second) = (
-                        probability_of(ranked, first_id),
-                        probability_of(ranked, second_id),
-                    );
-                    if p_first >= threshold && p_second < OVERRULE_BELOW {
-                        Some(true)
-                    } else if p_second >= threshold && p_first < OVERRULE_BELOW {
-                        Some(false)
-                    } else {
-                        None
-                    }
-                });
-                let (first_words, second_words) = (first_at.count_ones(), second_at.count_ones());
-                let first_now = if let Some(first_now) = model_first {
-                    first_now
-                } else if first_words >= second_words + EVIDENCE_LEAD {
-                    true
-                } else if second_words >= first_words + EVIDENCE_LEAD {
-                    false
-                } else {
-                    first_at.trailing_zeros() <= second_at.trailing_zeros()
-                };
-                let (now, later) = if first_now {
-                    (first_id.as_str(), second_id.as_str())
-                } else {
-                    (second_id.as_str(), first_id.as_str())
-                };
-                self.state.later = Some(Later {
-                    flow: self.state.flow.clone(),
-                    step: step.id.clone(),
-                    choice: later.to_string(),
-                    text: text.to_string(),
-                    offered_at: None,
-                });
-                self.choose(now, Some(words));
-            }
             [
                 (first_score, first_at, first),
                 (second_score, second_at, second),
