@@ -368,22 +368,27 @@ pub struct Words {
     hits: OnceCell<(u64, index::Hits)>,
 }
 
+/// Italian, then `langs`, each once.
+fn with_italian(langs: &[Lang]) -> Vec<Lang> {
+    let mut all = vec![Lang::It];
+    for lang in langs {
+        if !all.contains(lang) {
+            all.push(*lang);
+        }
+    }
+    all
+}
+
 impl Words {
     /// The content words of `text`, to be compared in `langs` (Italian is always added).
     pub fn new(text: &str, langs: &[Lang]) -> Words {
         let tokens = tokens(text);
-        let mut all_langs = vec![Lang::It];
-        for lang in langs {
-            if !all_langs.contains(lang) {
-                all_langs.push(*lang);
-            }
-        }
         Words {
             words: content_words(&tokens)
                 .into_iter()
                 .map(TextWord::new)
                 .collect(),
-            langs: all_langs,
+            langs: with_italian(langs),
             hits: OnceCell::new(),
         }
     }
@@ -391,15 +396,9 @@ impl Words {
     /// The same words compared in `langs` (Italian is always added): the stems already
     /// worked out are kept.
     pub fn in_langs(&self, langs: &[Lang]) -> Words {
-        let mut all_langs = vec![Lang::It];
-        for lang in langs {
-            if !all_langs.contains(lang) {
-                all_langs.push(*lang);
-            }
-        }
         Words {
             words: self.words.clone(),
-            langs: all_langs,
+            langs: with_italian(langs),
             hits: OnceCell::new(),
         }
     }
