@@ -374,3 +374,27 @@ fn a_menu_learns_its_choices_from_labelled_requests() {
         ("casa", "dove")
     );
 }
+
+#[test]
+fn an_area_held_back_after_danger_must_be_a_flow() {
+    let bot = format!(
+        "{}{}",
+        common::BOT,
+        r#"emergencies:
+  - id: violenza
+    need: emergenza.violenza
+    goto: { flow: emergenza }
+    never_offer: [casa, all, conflitt]
+    patterns:
+      it: ["mi picchia"]
+      en: ["hits me"]
+"#
+    );
+    let text = diagnostics_with(&[("bot.yaml", &bot)]);
+    assert!(
+        text.contains("error: never_offer: there is no flow 'conflitt'"),
+        "{text}"
+    );
+    assert!(!text.contains("no flow 'casa'"), "{text}");
+    assert!(!text.contains("no flow 'all'"), "{text}");
+}

@@ -402,6 +402,8 @@ struct Wrong {
     offered: bool,
     /// The kind of danger read in it, if any.
     danger: Option<String>,
+    /// Danger read, and its area kept as a button under the question after the numbers.
+    kept_after_danger: bool,
     /// The menu's model's likeliest area ("casa 0.62").
     model_first: String,
 }
@@ -549,6 +551,12 @@ fn area_counts(bundle: &Bundle, files: &[&str], split: &str, phone: Option<&str>
             step: conversation.state.step.clone(),
             offered,
             danger: conversation.state.emergency_kind.clone(),
+            kept_after_danger: conversation.state.emergency
+                && conversation
+                    .state
+                    .later
+                    .as_ref()
+                    .is_some_and(|later| later.choice == *area),
             model_first: menu_model_reads(bundle, text, 1),
         });
     }
@@ -612,6 +620,10 @@ fn citizens_reach_the_right_area_in_their_language() {
                     }
                     if let Some(danger) = &wrong.danger {
                         count(format!("danger read: {danger}"));
+                        count("danger read".into());
+                    }
+                    if wrong.kept_after_danger {
+                        count("danger read, its area a button after the numbers".into());
                     }
                     if kind == "another area" {
                         count(format!("{}->{}", wrong.area, wrong.flow));

@@ -518,6 +518,15 @@ fn needs_and_variables(bundle: &Bundle, out: &mut Vec<Diagnostic>) {
     };
     for group in &bundle.bot.emergencies {
         check_need(&mut sink, &group.need, group.span);
+        for (flow, span) in &group.never_offer {
+            if flow != crate::dialogue::NEVER_OFFER_ANY && bundle.flow(flow).is_none() {
+                sink.error_hint(
+                    *span,
+                    format!("never_offer: there is no flow '{flow}'"),
+                    "write the id of an area's flow, as in `flow:` at the top of its file (conflitti), or `all` to offer none",
+                );
+            }
+        }
     }
     let mut sink = Sink {
         file: "directory.yaml",

@@ -611,6 +611,7 @@ fn parse_emergency(sink: &mut Sink, node: &Node, words: &WordGroups) -> Option<E
             "except",
             "past_cancels",
             "examples",
+            "never_offer",
         ],
     )?;
     let id_node = fields.require(sink, "id", "the emergency group")?;
@@ -643,6 +644,10 @@ fn parse_emergency(sink: &mut Sink, node: &Node, words: &WordGroups) -> Option<E
         .map(|node| patterns(sink, node, "except", words))
         .unwrap_or_default();
     let past_cancels = read::flag(sink, fields.get("past_cancels"), "past_cancels");
+    let never_offer = fields
+        .get("never_offer")
+        .map(|node| read::strings(sink, node, "never_offer"))
+        .unwrap_or_default();
     Some(EmergencyGroup {
         id,
         need,
@@ -652,6 +657,7 @@ fn parse_emergency(sink: &mut Sink, node: &Node, words: &WordGroups) -> Option<E
         pattern_langs,
         past_cancels,
         examples,
+        never_offer,
         span: node.span,
     })
 }

@@ -207,6 +207,11 @@ pub const DEFAULTS: &[(&str, &str, &str)] = &[
         "You also wrote about «{topic}». Do you want to see that too?",
     ),
     (
+        "also_asked_after_danger",
+        "Mi avevi scritto anche di «{topic}»: se vuoi, c'è il pulsante qui sotto.",
+        "You also wrote about «{topic}»: if you want, the button is below.",
+    ),
+    (
         "out_of_district",
         "Questo sportello serve chi abita a {district}. Per {place} chiedi ai Servizi Sociali del tuo comune. Se sei in pericolo chiama il 112; per violenza o stalking il 1522 (gratis, giorno e notte).",
         "This help desk serves people who live in {district}. For {place}, ask the Social Services of your town. If you are in danger, call 112; for violence or stalking, 1522 (free, day and night).",

@@ -323,6 +323,10 @@ pub struct EmergencyGroup {
     pub past_cancels: bool,
     /// Labelled sentences this group learns from (`examples:`), beside its patterns.
     pub examples: Option<Examples>,
+    /// The areas (flows) never offered after this danger's numbers, though the message
+    /// named them (`never_offer: [conflitti]`: no mediation after violence); `all`:
+    /// none (a medical emergency wants the numbers alone).
+    pub never_offer: Vec<(String, Span)>,
     pub span: Span,
 }
 
@@ -362,7 +366,18 @@ impl PartialEq for EmergencyGroup {
     }
 }
 
+/// `never_offer: all`: no area is offered after an emergency group's numbers.
+pub const NEVER_OFFER_ANY: &str = "all";
+
 impl EmergencyGroup {
+    /// Whether the need of area `flow`, named beside this danger, is not offered after
+    /// its numbers.
+    pub fn holds_back(&self, flow: &str) -> bool {
+        self.never_offer
+            .iter()
+            .any(|(held, _)| held == flow || held == NEVER_OFFER_ANY)
+    }
+
     /// The patterns of this group that match the text outside every exception span, as
     /// written (to tell an operator why a message was read as danger).
     pub fn explain_outside(&self, text: &PatternText, exceptions: &[(usize, usize)]) -> Vec<&str> {

@@ -532,6 +532,17 @@ impl<'b> Turn<'b> {
         match action {
             ButtonAction::ConsentYes => {
                 self.state.consent = true;
+                let later_pressed = self.state.pending.is_none()
+                    && self
+                        .state
+                        .later
+                        .as_ref()
+                        .is_some_and(|later| later.offered_at.is_none());
+                if later_pressed {
+                    // A need pressed under the emergency numbers before consenting:
+                    // its question at once.
+                    return self.later();
+                }
                 self.home();
                 if let Some(pending) = self.state.pending.take() {
                     self.answer_at_menu(&pending);
@@ -862,7 +873,9 @@ impl<'b> Turn<'b> {
                     }
                 }
                 // A second need the citizen wrote: offered at the question that leads
-                // back to the menu ("anything else?"), once.
+                // back to the menu ("anything else?"), once; a need written beside
+                // danger, at the question after the numbers it was kept for, below
+                // the volunteer's offer.
                 let mut text = text;
                 let leads_home = choices.iter().any(|choice| {
                     choice
@@ -870,26 +883,41 @@ impl<'b> Turn<'b> {
                         .as_ref()
                         .is_some_and(|next| is_welcome(&next.flow, &next.step))
                 });
-                if leads_home
+                let after_danger = self.is_emergency_flow(&self.state.flow)
+                    && self.state.later.as_ref().is_some_and(|later| {
+                        later.offered_at.as_ref().is_some_and(|(flow, step)| {
+                            *flow == self.state.flow && *step == self.state.step
+                        })
+                    });
+                if (leads_home || after_danger)
                     && !is_welcome(&self.state.flow, &self.state.step)
                     && let Some(topic) = self.later_topic_here()
                 {
                     let mut vars = self.state.vars.clone();
                     vars.insert("topic".into(), topic.clone());
+                    let key = if after_danger {
+                        "also_asked_after_danger"
+                    } else {
+                        "also_asked"
+                    };
                     let offer = self
                         .bundle
                         .bot
                         .messages
-                        .get("also_asked")
+                        .get(key)
                         .render(&self.state.lang, &vars);
                     text = format!("{offer}\n\n{text}");
-                    buttons.insert(
-                        0,
-                        Button {
-                            label: topic,
-                            action: ButtonAction::Later,
-                        },
-                    );
+                    let button = Button {
+                        label: topic,
+                        action: ButtonAction::Later,
+                    };
+                    if after_danger {
+                        // After the question's own answers, before the way out.
+                        let at = choices.len().min(buttons.len());
+                        buttons.insert(at, button);
+                    } else {
+                        buttons.insert(0, button);
+                    }
                 }
                 self.ask(text, buttons, false);
             }

@@ -450,7 +450,34 @@ impl PatternText {
     pub fn sentence_of(&self, index: usize) -> usize {
         self.sentences.get(index).copied().unwrap_or(0)
     }
+
+    /// The text's words that the matches `found` ([`PatternSet::find_all`]) did not
+    /// take, joined by spaces: what a message says besides its danger. A match of up
+    /// to [`WORDS_TAKEN_WHOLE`] words is taken whole; of a longer one, which may span
+    /// other words (a part after `&`, the words allowed between), its first and last.
+    pub fn words_besides(&self, found: &[(usize, usize, usize)]) -> String {
+        let taken = |index: usize| {
+            found.iter().any(|&(_, from, to)| {
+                if to + 1 - from <= WORDS_TAKEN_WHOLE {
+                    (from..=to).contains(&index)
+                } else {
+                    index == from || index == to
+                }
+            })
+        };
+        let kept: Vec<&str> = self
+            .words
+            .iter()
+            .enumerate()
+            .filter(|&(index, _)| !taken(index))
+            .map(|(_, word)| word.text.as_str())
+            .collect();
+        kept.join(" ")
+    }
 }
+
+/// The longest match [`PatternText::words_besides`] takes whole.
+const WORDS_TAKEN_WHOLE: usize = 4;
 
 /// The sentences of a text: it ends one at `!`, `?`, `;`, a new line and their Arabic and
 /// Chinese forms, and at a `.` (or `…`) followed by a space or the end ("9.30" and
@@ -702,6 +729,30 @@ mod tests {
 
     fn finds(patterns: &[&str], text: &str) -> bool {
         !set(patterns).find_all(&PatternText::new(text)).is_empty()
+    }
+
+    #[test]
+    fn the_words_besides_a_danger_match() {
+        let besides = |patterns: &[&str], text: &str| {
+            let read = PatternText::new(text);
+            read.words_besides(&set(patterns).find_all(&read))
+        };
+        assert_eq!(
+            besides(&["mi|me picchi*"], "mio marito mi picchia, cerco una casa"),
+            "mio marito cerco una casa"
+        );
+        // A long match keeps the words it spans, but not its ends.
+        assert_eq!(
+            besides(
+                &["paura & stanotte"],
+                "ho paura del permesso di soggiorno e stanotte"
+            ),
+            "ho del permesso di soggiorno e"
+        );
+        assert_eq!(
+            besides(&["picchi*"], "mi serve lo spid"),
+            "mi serve lo spid"
+        );
     }
 
     #[test]
