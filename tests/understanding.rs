@@ -840,6 +840,13 @@ fn the_menu_model_cross_validated() {
             examples.model = Some(std::sync::Arc::new(model));
         }
         let counts = area_counts(&unseen, &[held], "dev", None);
+        // Dev lines may be read: SPORTELLO_SHOW_UNSEEN=1 prints what the unseen model
+        // got wrong, to tune the vocabulary and the rules by family.
+        if std::env::var_os("SPORTELLO_SHOW_UNSEEN").is_some() {
+            for wrong in &counts.wrong {
+                println!("wrong area (dev, {held} unseen by the model): {wrong}");
+            }
+        }
         println!(
             "areas {held} dev, the menu's model learnt without it: {}",
             counts.share()

@@ -80,6 +80,11 @@ const MODEL_LEAD: f32 = 2.0;
 /// (a beaten wife's "casa" and "marito" name other areas).
 const REQUEST_BESIDE_DANGER: f32 = 0.7;
 
+/// The model, sure of a choice, still leaves the decision to the words when the choice
+/// they name has at least this probability (a likely need, named: "cerco un bilocale in
+/// affitto ma vogliono il contratto a tempo indeterminato").
+const WORDS_HOLD_FROM: f32 = 0.2;
+
 /// How sure a step's model must be of its two likeliest choices together to offer them
 /// ("Intendi una di queste?") when no choice's words are in the message: below it the
 /// message is not understood (a dozen areas each a little likely is no reading).
@@ -836,7 +841,14 @@ impl<'b> Turn<'b> {
                 scored.first(),
                 Some((_, _, ButtonAction::Menu | ButtonAction::Human))
             );
-            if !two_needs_with_best && !named_a_way_out {
+            // The choice whose words the text names, which the model finds likely too.
+            let words_hold = match (scored.first(), ranked.as_ref()) {
+                (Some((_, _, ButtonAction::Choice(named))), Some(ranked)) => {
+                    named != best && probability_of(ranked, named) >= WORDS_HOLD_FROM
+                }
+                _ => false,
+            };
+            if !two_needs_with_best && !named_a_way_out && !words_hold {
                 return self.choose(best, Some(words));
             }
         }
