@@ -85,6 +85,10 @@ const REQUEST_BESIDE_DANGER: f32 = 0.7;
 /// affitto ma vogliono il contratto a tempo indeterminato").
 const WORDS_HOLD_FROM: f32 = 0.2;
 
+/// A message with this many words besides the words of an intent that goes back to
+/// the menu (filler apart) is not that request: "спочатку" (at first), "go back".
+const RESTART_MAX_OTHER_WORDS: usize = 3;
+
 /// How sure a step's model must be of its two likeliest choices together to offer them
 /// ("Intendi una di queste?") when no choice's words are in the message: below it the
 /// message is not understood (a dozen areas each a little likely is no reading).
@@ -598,6 +602,15 @@ impl<'b> Turn<'b> {
                     }
                 }
                 (score >= INTENT_THRESHOLD).then_some((score, intent))
+            })
+            // Going back to the menu is asked in a few words ("torna al menu"): in a
+            // longer message its words are said in passing ("спочатку", at first;
+            // "go back" home), and the message says something else.
+            .filter(|(_, intent)| {
+                intent.goto.flow != bundle.bot.welcome.flow
+                    || beside_intent(intent, text).is_none_or(|rest| {
+                        rest.split(' ').count() < RESTART_MAX_OTHER_WORDS
+                    })
             })
             .max_by(|a, b| a.0.total_cmp(&b.0))
             .map(|(_, intent)| intent)
