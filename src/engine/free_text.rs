@@ -391,12 +391,13 @@ impl<'b> Turn<'b> {
         // The model reads the whole message and what it says besides the danger's own
         // words; either, sure enough, names the need.
         let whole = matching::normalise(&text);
-        let besides = match &self.pattern_text {
-            Some((_, read)) => read.words_besides(&group.patterns.find_all(read)),
-            None => whole.clone(),
+        let besides = || {
+            let (_, read) = self.pattern_text.as_ref()?;
+            let besides = read.words_besides(&group.patterns.find_all(read));
+            model_choice(menu, &besides, REQUEST_BESIDE_DANGER)
         };
         let Some(choice) = model_choice(menu, &whole, REQUEST_BESIDE_DANGER)
-            .or_else(|| model_choice(menu, &besides, REQUEST_BESIDE_DANGER))
+            .or_else(besides)
             .filter(offerable)
         else {
             return;
@@ -608,9 +609,8 @@ impl<'b> Turn<'b> {
             // "go back" home), and the message says something else.
             .filter(|(_, intent)| {
                 intent.goto.flow != bundle.bot.welcome.flow
-                    || beside_intent(intent, text).is_none_or(|rest| {
-                        rest.split(' ').count() < RESTART_MAX_OTHER_WORDS
-                    })
+                    || beside_intent(intent, text)
+                        .is_none_or(|rest| rest.split(' ').count() < RESTART_MAX_OTHER_WORDS)
             })
             .max_by(|a, b| a.0.total_cmp(&b.0))
             .map(|(_, intent)| intent)
