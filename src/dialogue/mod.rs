@@ -174,17 +174,10 @@ impl Bot {
         self.languages.iter().chain(&self.partial_languages)
     }
 
-    /// The first emergency group whose patterns the text holds, outside its exceptions.
-    pub fn emergency(&self, text: &str) -> Option<&EmergencyGroup> {
-        if self.emergencies.is_empty() {
-            return None;
-        }
-        self.emergency_in(text, &PatternText::new(text))
-    }
-
-    /// [`Bot::emergency`] of a text already read for patterns (`text` is
-    /// `PatternText::new(raw)`: the engine reads a message once for danger and intents).
-    pub fn emergency_in(&self, raw: &str, text: &PatternText) -> Option<&EmergencyGroup> {
+    /// The first emergency group whose patterns the text holds, outside its exceptions,
+    /// or whose model reads danger in it. `text` is `PatternText::new(raw)`: the engine
+    /// reads a message once for danger and intents.
+    pub fn emergency_in(&self, raw: &str, text: &PatternText) -> Option<Danger<'_>> {
         if self.emergencies.is_empty() || text.is_empty() {
             return None;
         }
@@ -226,7 +219,8 @@ impl Bot {
             .collect();
         let safe_now =
             !past_sentences.is_empty() && !self.history.safe_now.find_all(text).is_empty();
-        self.emergencies
+        let (index, group) = self
+            .emergencies
             .iter()
             .enumerate()
             .find(|&(index, group)| {
@@ -240,8 +234,12 @@ impl Bot {
                 outside(&found[index], &exceptions).any(|(_, from, _)| {
                     !told_as_history(past_sentences.contains(&text.sentence_of(from)))
                 })
-            })
-            .map(|(_, group)| group)
+            })?;
+        let mut found = found;
+        Some(Danger {
+            group,
+            found: std::mem::take(&mut found[index]),
+        })
     }
 
     /// Where the text holds an exception of any group ("mi ammazzo di lavoro" is no
@@ -364,6 +362,15 @@ impl PartialEq for EmergencyGroup {
     fn eq(&self, other: &Self) -> bool {
         self.id == other.id && self.span == other.span
     }
+}
+
+/// Danger read in a message ([`Bot::emergency_in`]).
+#[derive(Debug)]
+pub struct Danger<'b> {
+    pub group: &'b EmergencyGroup,
+    /// Where the group's patterns matched, as [`PatternSet::find_all`] gives them (none
+    /// when its model read the danger).
+    pub found: Vec<(usize, usize, usize)>,
 }
 
 /// `never_offer: all`: no area is offered after an emergency group's numbers.

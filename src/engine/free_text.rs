@@ -4,7 +4,7 @@
 //! else the message said (a place, a second need, a need along with a wish for a person).
 
 use super::{Button, ButtonAction, Command, Later, MAX_INPUT_CHARS, Mode, Output, Turn, matching};
-use crate::dialogue::{Action, EmergencyGroup, Intent, Step, Target};
+use crate::dialogue::{Action, Danger, Intent, Step, Target};
 use crate::matching::pattern::PatternText;
 use crate::matching::{Everyday, Lang, Match, Phrase, Words};
 use crate::text::{ITALIAN, fill};
@@ -211,8 +211,8 @@ impl<'b> Turn<'b> {
         let danger = self.bundle.bot.emergency_in(trimmed, &read);
         self.pattern_text = Some((trimmed.to_string(), read));
         self.follow_written_language(trimmed);
-        if let Some(group) = danger {
-            return self.emergency(group, trimmed);
+        if let Some(danger) = danger {
+            return self.emergency(danger, trimmed);
         }
         if trimmed.starts_with('/') {
             match Command::parse(trimmed) {
@@ -339,7 +339,8 @@ impl<'b> Turn<'b> {
 
     /// Danger: the numbers of its kind at once, in any mode. With a volunteer the case
     /// stays theirs: the citizen gets the numbers and the volunteer an alert.
-    fn emergency(&mut self, group: &'b EmergencyGroup, text: &str) {
+    fn emergency(&mut self, danger: Danger<'b>, text: &str) {
+        let group = danger.group;
         self.state.emergency = true;
         self.state.emergency_kind = Some(group.id.clone());
         self.state.vars.insert("need".into(), group.need.clone());
@@ -360,7 +361,7 @@ impl<'b> Turn<'b> {
             return;
         }
         self.state.resume = None;
-        self.keep_request_beside_danger(group, text);
+        self.keep_request_beside_danger(&danger, text);
         self.enter(&group.goto);
     }
 
@@ -370,10 +371,10 @@ impl<'b> Turn<'b> {
     /// che ci sfrattano, non dormo più") does not lose the request. Read by the
     /// menu's model, at least [`REQUEST_BESIDE_DANGER`] sure, not by the vocabulary
     /// (danger's words name areas in passing: "casa", "marito", "vicino"); never an
-    /// emergency's own
-    /// flow, a person (that question offers one) or an area the group holds back
-    /// (`never_offer`).
-    fn keep_request_beside_danger(&mut self, group: &EmergencyGroup, text: &str) {
+    /// emergency's own flow, a person (that question offers one) or an area the group
+    /// holds back (`never_offer`).
+    fn keep_request_beside_danger(&mut self, danger: &Danger, text: &str) {
+        let group = danger.group;
         let Some((flow, step)) = self.menu_step() else {
             return;
         };
@@ -393,7 +394,7 @@ impl<'b> Turn<'b> {
         let whole = matching::normalise(&text);
         let besides = || {
             let (_, read) = self.pattern_text.as_ref()?;
-            let besides = read.words_besides(&group.patterns.find_all(read));
+            let besides = read.words_besides(&danger.found);
             model_choice(menu, &besides, REQUEST_BESIDE_DANGER)
         };
         let Some(choice) = model_choice(menu, &whole, REQUEST_BESIDE_DANGER)
