@@ -30,6 +30,9 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 pub struct App {
     config: Config,
+    health: Arc<Health>,
+    /// `/metrics` (and `/healthz`) on an address of their own, when configured.
+    metrics_listener: Option<tokio::net::TcpListener>,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     listener: tokio::net::TcpListener,
@@ -42,7 +45,83 @@ pub struct App {
 #[derive(Clone)]
 struct Shared {
     metrics: Arc<Metrics>,
+    store: Arc<Store>,
     telegram: Option<Arc<Telegram>>,
+    health: Arc<Health>,
+    /// `/healthz` is unhealthy when a message has been owed longer than this.
+    max_wait: Duration,
+    /// The outbox channels some task delivers.
+    served: Vec<&'static str>,
+}
+
+/// The long-running tasks that are down (dead, waiting to be restarted), for
+/// `/healthz`.
+#[derive(Default)]
+pub struct Health {
+    down: std::sync::Mutex<std::collections::BTreeSet<&'static str>>,
+}
+
+impl Health {
+    fn set(&self, task: &'static str, down: bool) {
+        if let Ok(mut tasks) = self.down.lock() {
+            if down {
+                tasks.insert(task);
+            } else {
+                tasks.remove(task);
+            }
+        }
+    }
+
+    /// The tasks down now.
+    pub fn down(&self) -> Vec<&'static str> {
+        self.down
+            .lock()
+            .map(|tasks| tasks.iter().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Runs a long-running task and restarts it, with a growing wait, whenever it dies (a
+/// panic, or a return before shutdown); while it is down `/healthz` says so.
+pub fn supervise<F, Fut>(
+    task: &'static str,
+    health: &Arc<Health>,
+    stopped: &watch::Receiver<bool>,
+    start: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(watch::Receiver<bool>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let health = health.clone();
+    let mut stopped = stopped.clone();
+    tokio::spawn(async move {
+        let mut failures = 0u32;
+        loop {
+            let started = std::time::Instant::now();
+            let outcome = tokio::spawn(start(stopped.clone())).await;
+            if *stopped.borrow() {
+                return;
+            }
+            health.set(task, true);
+            // A task that ran a good while before dying starts again at once.
+            if started.elapsed() > Duration::from_secs(300) {
+                failures = 0;
+            }
+            failures += 1;
+            tracing::error!(
+                task,
+                panicked = outcome.is_err(),
+                "a task stopped; restarting it"
+            );
+            let wait = Duration::from_millis(200u64 << failures.min(8));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stopped.changed() => return,
+            }
+            health.set(task, false);
+        }
+    })
 }
 
 impl App {
@@ -76,6 +155,8 @@ impl App {
                     volunteers: config.matrix_volunteers.clone(),
                     volunteer_power_level: config.matrix_volunteer_power_level,
                     show_volunteer_name: config.matrix_show_volunteer_name,
+                    coordinator_power_level: config.matrix_coordinator_power_level,
+                    store_passphrase: config.matrix_store_passphrase.clone(),
                 };
                 Some(Matrix::connect(settings, store.clone(), bundle.clone()).await?)
             }
@@ -112,7 +193,17 @@ impl App {
             }
             None => None,
         };
+        let metrics_listener = match &config.metrics_addr {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (SPORTELLO_METRICS_ADDR)"))?,
+            ),
+            None => None,
+        };
         Ok(App {
+            health: Arc::default(),
+            metrics_listener,
             config,
             store,
             metrics,
@@ -127,6 +218,11 @@ impl App {
         Ok(self.listener.local_addr()?)
     }
 
+    /// Where `/metrics` is served when it has an address of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref()?.local_addr().ok()
+    }
+
     pub fn store(&self) -> Arc<Store> {
         self.store.clone()
     }
@@ -135,16 +231,33 @@ impl App {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
+        let health = self.health.clone();
         match &self.telegram {
             Some(telegram) => {
                 telegram.setup().await?;
                 if telegram.webhook_secret().is_none() {
-                    tasks.push(tokio::spawn(telegram.clone().poll(stopped.clone())));
+                    let telegram = telegram.clone();
+                    tasks.push(supervise(
+                        "telegram intake",
+                        &health,
+                        &stopped,
+                        move |stopped| telegram.clone().poll(stopped),
+                    ));
                 }
-                tasks.push(tokio::spawn(
-                    telegram.clone().process_inbox(stopped.clone()),
+                let processing = telegram.clone();
+                tasks.push(supervise(
+                    "telegram inbox",
+                    &health,
+                    &stopped,
+                    move |stopped| processing.clone().process_inbox(stopped),
                 ));
-                tasks.push(tokio::spawn(telegram.clone().deliver(stopped.clone())));
+                let delivering = telegram.clone();
+                tasks.push(supervise(
+                    "telegram delivery",
+                    &health,
+                    &stopped,
+                    move |stopped| delivering.clone().deliver(stopped),
+                ));
                 tracing::info!(
                     webhook = telegram.webhook_secret().is_some(),
                     "Telegram channel started"
@@ -155,32 +268,87 @@ impl App {
             ),
         }
         if let Some(matrix) = &self.matrix {
-            tasks.push(tokio::spawn(matrix.clone().run(stopped.clone())));
+            // A claim the bot stopped in the middle of is finished first.
+            matrix.resume_claims().await;
+            let syncing = matrix.clone();
+            tasks.push(supervise(
+                "matrix sync",
+                &health,
+                &stopped,
+                move |stopped| syncing.clone().sync_forever(stopped),
+            ));
+            let handling = matrix.clone();
+            tasks.push(supervise(
+                "matrix inbox",
+                &health,
+                &stopped,
+                move |stopped| handling.clone().handle_inbox(stopped),
+            ));
+            let keys = matrix.clone();
+            tasks.push(supervise(
+                "matrix room keys",
+                &health,
+                &stopped,
+                move |stopped| keys.clone().watch_room_keys(stopped),
+            ));
+            let delivering = matrix.clone();
+            tasks.push(supervise(
+                "matrix delivery",
+                &health,
+                &stopped,
+                move |stopped| delivering.clone().deliver(stopped),
+            ));
             tracing::info!("Matrix channel started");
         }
-        tasks.push(tokio::spawn(purge_periodically(
-            self.store.clone(),
-            self.config.retention_days,
-            stopped.clone(),
-        )));
+        let (store, retention_days) = (self.store.clone(), self.config.retention_days);
+        tasks.push(supervise("purge", &health, &stopped, move |stopped| {
+            purge_periodically(store.clone(), retention_days, stopped)
+        }));
         let shared = Shared {
             metrics: self.metrics.clone(),
+            store: self.store.clone(),
             telegram: self.telegram.clone(),
+            health: health.clone(),
+            max_wait: Duration::from_secs(self.config.health_max_wait_seconds),
+            served: [
+                self.telegram
+                    .as_ref()
+                    .map(|_| crate::channels::telegram::CHANNEL),
+                self.matrix
+                    .as_ref()
+                    .map(|_| crate::channels::matrix::VOLUNTEERS),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
         };
-        let router = Router::new()
-            .route("/healthz", get(|| async { "ok" }))
-            .route("/metrics", get(metrics))
-            .route("/telegram/webhook", post(webhook))
-            .with_state(shared);
-        let mut http_stopped = stopped.clone();
-        let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
-            let _ = http_stopped.changed().await;
-        });
-        tasks.push(tokio::spawn(async move {
-            if let Err(error) = server.await {
-                tracing::error!(%error, "the HTTP server stopped");
+        let mut public = Router::new()
+            .route("/healthz", get(healthz))
+            .route("/telegram/webhook", post(webhook));
+        let mut servers = Vec::new();
+        match self.metrics_listener {
+            // Metrics on an address of their own (not the public webhook's).
+            Some(listener) => {
+                let private = Router::new()
+                    .route("/metrics", get(metrics))
+                    .route("/healthz", get(healthz))
+                    .with_state(shared.clone());
+                servers.push((listener, private));
             }
-        }));
+            None => public = public.route("/metrics", get(metrics)),
+        }
+        servers.push((self.listener, public.with_state(shared)));
+        for (listener, router) in servers {
+            let mut http_stopped = stopped.clone();
+            let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = http_stopped.changed().await;
+            });
+            tasks.push(tokio::spawn(async move {
+                if let Err(error) = server.await {
+                    tracing::error!(%error, "the HTTP server stopped");
+                }
+            }));
+        }
         shutdown.await;
         let _ = stop.send(true);
         for task in tasks {
@@ -232,7 +400,45 @@ async fn purge_periodically(
     }
 }
 
+/// Healthy while every long-running task runs and nothing owed to a citizen or to the
+/// volunteers has waited longer than the configured time.
+async fn healthz(State(shared): State<Shared>) -> (StatusCode, String) {
+    let down = shared.health.down();
+    if !down.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("down: {}", down.join(", ")),
+        );
+    }
+    match shared.store.oldest_owed(Utc::now(), &shared.served).await {
+        Ok(Some(waited)) if waited > shared.max_wait => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("a message has waited {} s", waited.as_secs()),
+        ),
+        Ok(_) => (StatusCode::OK, "ok".into()),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database does not answer".into(),
+        ),
+    }
+}
+
 async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
+    // The queues' gauges are read from the database when asked for.
+    if let Ok((depth, undecryptable)) = shared.store.volunteer_inbox_depth().await {
+        shared.metrics.volunteer_inbox_depth.set(depth);
+        shared.metrics.undecryptable_events.set(undecryptable);
+    }
+    if let Ok(dead) = shared.store.dead_letters().await {
+        shared.metrics.dead_letters.set(dead);
+    }
+    if let Ok(depth) = shared.store.inbox_depth().await {
+        shared.metrics.inbox_depth.set(depth);
+    }
+    if let Ok(waited) = shared.store.oldest_owed(Utc::now(), &shared.served).await {
+        let seconds = waited.map(|waited| waited.as_secs()).unwrap_or(0);
+        shared.metrics.oldest_owed_seconds.set(seconds as i64);
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -264,5 +470,46 @@ async fn webhook(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
             tracing::error!(%error, "cannot store a webhook update; Telegram will send it again");
             StatusCode::INTERNAL_SERVER_ERROR
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn a_task_that_dies_is_reported_down_then_restarted() {
+        let health = Arc::new(Health::default());
+        let (stop, stopped) = watch::channel(false);
+        let starts = Arc::new(AtomicUsize::new(0));
+        let counting = starts.clone();
+        let task = supervise("test task", &health, &stopped, move |mut stopped| {
+            let start = counting.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if start == 0 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    panic!("the first run dies");
+                }
+                let _ = stopped.changed().await;
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while health.down().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "never reported down");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(health.down(), vec!["test task"]);
+        while starts.load(Ordering::SeqCst) < 2 || !health.down().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "never restarted");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        assert_eq!(
+            starts.load(Ordering::SeqCst),
+            2,
+            "not restarted after a shutdown"
+        );
     }
 }

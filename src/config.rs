@@ -60,7 +60,18 @@ pub struct Config {
     pub matrix_volunteer_power_level: i64,
     /// Tell citizens the volunteer's first name instead of "un volontario".
     pub matrix_show_volunteer_name: bool,
+    /// The power level in the coordination room that makes a member a coordinator, who
+    /// may act in any case room (the others only in the cases they hold).
+    pub matrix_coordinator_power_level: i64,
+    /// Encrypts the Matrix state and crypto store (`data/matrix-store`); without it the
+    /// store's keys lie in clear on disk.
+    pub matrix_store_passphrase: Option<Secret>,
     pub http_addr: String,
+    /// Serves `/metrics` (and `/healthz`) here instead of on `http_addr`, which may be
+    /// public for the webhook.
+    pub metrics_addr: Option<String>,
+    /// `/healthz` turns unhealthy when a message has been owed longer than this.
+    pub health_max_wait_seconds: u64,
     /// Citizens' words in the logs, for debugging only.
     pub log_content: bool,
 }
@@ -85,7 +96,11 @@ impl Default for Config {
             matrix_volunteers: Vec::new(),
             matrix_volunteer_power_level: 50,
             matrix_show_volunteer_name: false,
+            matrix_coordinator_power_level: 100,
+            matrix_store_passphrase: None,
             http_addr: "127.0.0.1:8080".into(),
+            metrics_addr: None,
+            health_max_wait_seconds: 600,
             log_content: false,
         }
     }
@@ -218,8 +233,24 @@ impl Config {
         if let Some(value) = env("SPORTELLO_MATRIX_SHOW_NAME") {
             self.matrix_show_volunteer_name = boolean("SPORTELLO_MATRIX_SHOW_NAME", &value)?;
         }
+        if let Some(value) = env("SPORTELLO_MATRIX_COORDINATOR_LEVEL") {
+            self.matrix_coordinator_power_level = value.trim().parse().with_context(|| {
+                format!("SPORTELLO_MATRIX_COORDINATOR_LEVEL should be a number, not '{value}'")
+            })?;
+        }
+        if let Some(value) = env("SPORTELLO_MATRIX_STORE_PASSPHRASE") {
+            self.matrix_store_passphrase = Some(Secret(value));
+        }
         if let Some(value) = env("SPORTELLO_HTTP_ADDR") {
             self.http_addr = value;
+        }
+        if let Some(value) = env("SPORTELLO_METRICS_ADDR") {
+            self.metrics_addr = Some(value);
+        }
+        if let Some(value) = env("SPORTELLO_HEALTH_MAX_WAIT") {
+            self.health_max_wait_seconds = value.trim().parse().with_context(|| {
+                format!("SPORTELLO_HEALTH_MAX_WAIT should be a number of seconds, not '{value}'")
+            })?;
         }
         if let Some(value) = env("SPORTELLO_LOG_CONTENT") {
             self.log_content = boolean("SPORTELLO_LOG_CONTENT", &value)?;

@@ -20,6 +20,11 @@ pub struct Metrics {
     pub send_failures: Family<FailureLabels, Counter>,
     pub handovers_waiting: Gauge,
     pub engine_latency: Histogram,
+    pub volunteer_inbox_depth: Gauge,
+    pub dead_letters: Gauge,
+    pub undecryptable_events: Gauge,
+    pub inbox_depth: Gauge,
+    pub oldest_owed_seconds: Gauge,
 }
 
 impl Default for Metrics {
@@ -52,6 +57,36 @@ impl Default for Metrics {
             "Cases waiting for a volunteer",
             handovers_waiting.clone(),
         );
+        let volunteer_inbox_depth = Gauge::default();
+        let dead_letters = Gauge::default();
+        let undecryptable_events = Gauge::default();
+        let inbox_depth = Gauge::default();
+        let oldest_owed_seconds = Gauge::default();
+        registry.register(
+            "inbox_depth",
+            "Citizens' updates stored and not processed yet",
+            inbox_depth.clone(),
+        );
+        registry.register(
+            "oldest_owed_seconds",
+            "How long the oldest message owed to a citizen or to the volunteers has waited",
+            oldest_owed_seconds.clone(),
+        );
+        registry.register(
+            "volunteer_inbox_depth",
+            "Volunteers' events stored and not handled yet",
+            volunteer_inbox_depth.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Updates and events set aside after failing again and again",
+            dead_letters.clone(),
+        );
+        registry.register(
+            "undecryptable_events",
+            "Volunteers' events waiting for their room key",
+            undecryptable_events.clone(),
+        );
         registry.register(
             "engine_latency_seconds",
             "Time to process one inbound message (transaction included)",
@@ -64,6 +99,11 @@ impl Default for Metrics {
             send_failures,
             handovers_waiting,
             engine_latency,
+            volunteer_inbox_depth,
+            dead_letters,
+            undecryptable_events,
+            inbox_depth,
+            oldest_owed_seconds,
         }
     }
 }

@@ -141,6 +141,11 @@ async fn claim_relay_both_ways_note_info_and_close_in_an_encrypted_case_room() {
             .count(),
         1
     );
+    assert_eq!(
+        setup.coordinator.count("non è cifrata"),
+        0,
+        "no warning for an encrypted coordination room"
+    );
     setup.stop().await;
 }
 
@@ -571,6 +576,11 @@ async fn forget_redacts_the_citizens_messages_on_matrix_and_closes_the_case() {
         .volunteer
         .wait_for(Some(&room), "Cittadino: Mi chiamo Maria Bianchi")
         .await;
+    setup
+        .volunteer
+        .say(&room, "Grazie Maria, la chiamo in via Dante")
+        .await;
+    setup.fake.next(chat, &mut seen).await;
     let events = setup.store.case_events(case).await.unwrap();
     let in_case_room: Vec<&String> = events
         .iter()
@@ -579,8 +589,8 @@ async fn forget_redacts_the_citizens_messages_on_matrix_and_closes_the_case() {
         .collect();
     assert_eq!(
         in_case_room.len(),
-        3,
-        "card, transcript and the relayed message are remembered: {events:?}"
+        4,
+        "card, transcript, the relayed message and the volunteer's are remembered: {events:?}"
     );
     assert!(
         events.iter().any(|(r, _)| r == setup.coordination.as_str()),
@@ -624,14 +634,26 @@ async fn forget_redacts_the_citizens_messages_on_matrix_and_closes_the_case() {
         );
     }
     assert!(setup.store.case_events(case).await.unwrap().is_empty());
-    // The volunteer's words no longer reach anyone.
+    // The bot has left the case room: the volunteer's words no longer reach anyone.
+    let case_room = setup.volunteer.room(&room).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let members = case_room
+            .members(matrix_sdk::RoomMemberships::JOIN)
+            .await
+            .unwrap();
+        if !members.iter().any(|member| member.user_id() == setup.bot) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bot never left the erased case's room"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let before = setup.fake.sent(chat).len();
     setup.volunteer.say(&room, "ci sei ancora?").await;
-    setup
-        .volunteer
-        .wait_for(Some(&room), "il cittadino non riceve più i messaggi")
-        .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(setup.fake.sent(chat).len(), before);
     setup.stop().await;
 }
@@ -807,7 +829,8 @@ async fn the_homeserver_stopped_for_a_while_delays_the_case_and_loses_nothing() 
         .unwrap()
         .iter()
         .filter(|(r, body)| *r == room && body.contains("durante il guasto"))
-        .map(|(_, body)| body.clone())
+        // Queued while the homeserver was down, they may share one message.
+        .flat_map(|(_, body)| body.lines().map(str::to_string).collect::<Vec<_>>())
         .collect();
     assert_eq!(
         relayed,
@@ -835,7 +858,8 @@ async fn the_homeserver_stopped_for_a_while_delays_the_case_and_loses_nothing() 
         .volunteer
         .wait_for(Some(&room), "Cittadino: raffica numero 5")
         .await;
-    let relayed: Vec<String> = setup
+    // Queued behind a rate-limited message, the burst's lines share Matrix messages.
+    let messages: Vec<String> = setup
         .volunteer
         .seen
         .lock()
@@ -844,11 +868,19 @@ async fn the_homeserver_stopped_for_a_while_delays_the_case_and_loses_nothing() 
         .filter(|(r, body)| *r == room && body.contains("raffica"))
         .map(|(_, body)| body.clone())
         .collect();
+    let relayed: Vec<String> = messages
+        .iter()
+        .flat_map(|body| body.lines().map(str::to_string))
+        .collect();
     let expected: Vec<String> = burst
         .iter()
         .map(|text| format!("Cittadino: {text}"))
         .collect();
     assert_eq!(relayed, expected, "in order, once each, through the 429s");
+    assert!(
+        messages.len() < burst.len(),
+        "the burst is coalesced, not one message each: {messages:#?}"
+    );
     assert!(
         own.rate_limited() > limited_before,
         "the homeserver did answer 429"
@@ -862,6 +894,336 @@ async fn the_homeserver_stopped_for_a_while_delays_the_case_and_loses_nothing() 
             .count(),
         1,
         "the citizen is told once"
+    );
+    setup.stop().await;
+}
+
+/// The citizen's texts after `seen`, once `count` more have arrived.
+async fn citizen_texts(
+    fake: &FakeTelegram,
+    chat: i64,
+    seen: &mut usize,
+    count: usize,
+) -> Vec<String> {
+    let sent = fake.wait_sent(chat, *seen + count).await;
+    let texts = sent[*seen..].iter().map(|sent| sent.text.clone()).collect();
+    *seen = sent.len();
+    texts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_five_messages_written_while_the_bot_is_down_reach_the_citizen_in_order_once_each() {
+    let Some(homeserver) = homeserver() else {
+        return;
+    };
+    let mut setup = setup(&homeserver, false).await;
+    let chat = 2101;
+    let mut seen = 0;
+    let (_, room) = claimed_case(&setup, chat, &mut seen).await;
+    setup.stop_bot().await;
+    // More than a sync gives a room by default (10): the rest is in the room's history.
+    for n in 1..=25 {
+        setup
+            .volunteer
+            .say(&room, &format!("messaggio numero {n} del volontario"))
+            .await;
+    }
+    setup.start_bot().await;
+    let texts = citizen_texts(&setup.fake, chat, &mut seen, 25).await;
+    for (n, text) in (1..=25).zip(&texts) {
+        assert!(
+            text.contains(&format!("messaggio numero {n} del volontario")),
+            "message {n} in its place: {texts:#?}"
+        );
+    }
+    // Nothing doubled, also after the next syncs.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(setup.fake.sent(chat).len(), seen, "no message twice");
+    setup.volunteer.say(&room, "dopo il riavvio").await;
+    assert!(
+        setup
+            .fake
+            .next(chat, &mut seen)
+            .await
+            .text
+            .contains("dopo il riavvio")
+    );
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_error_while_handling_a_volunteers_message_is_retried_not_lost() {
+    let Some(homeserver) = homeserver() else {
+        return;
+    };
+    let setup = setup(&homeserver, false).await;
+    let chat = 2102;
+    let mut seen = 0;
+    let (_, room) = claimed_case(&setup, chat, &mut seen).await;
+    setup
+        .store
+        .fail_at(Some(sportello::store::FailPoint::BeforeCommit));
+    setup
+        .volunteer
+        .say(&room, "scritto durante il guasto")
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        setup.fake.sent(chat).len(),
+        seen,
+        "nothing reaches the citizen while the database fails"
+    );
+    assert_eq!(
+        setup.volunteer.count("il cittadino non riceve più"),
+        0,
+        "the volunteer is not told the case is closed"
+    );
+    setup.store.fail_at(None);
+    let relayed = setup.fake.next(chat, &mut seen).await;
+    assert!(
+        relayed.text.contains("scritto durante il guasto"),
+        "{relayed:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(setup.fake.sent(chat).len(), seen, "once");
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_the_bot_stopped_in_the_middle_of_is_finished_at_start_and_the_citizens_words_wait_for_it()
+ {
+    let Some(homeserver) = homeserver() else {
+        return;
+    };
+    let mut setup = setup(&homeserver, false).await;
+    let chat = 2103;
+    let mut seen = 0;
+    let case = citizen_asks_for_a_person(&setup, chat, &mut seen).await;
+    // The claim recorded, then the bot stopped before the room was made.
+    setup.stop_bot().await;
+    let store = sportello::store::Store::open(setup.database_url())
+        .await
+        .unwrap();
+    let claim = store
+        .claim(case, setup.volunteer.user.as_str(), chrono::Utc::now())
+        .await
+        .unwrap();
+    store.close().await;
+    assert_eq!(claim, sportello::store::Claim::Claimed);
+    setup.fake.text(chat, "scritto mentre il caso veniva preso");
+    setup.start_bot().await;
+    let room = setup
+        .volunteer
+        .wait_for(None, "Quello che scrivi qui arriva al cittadino")
+        .await;
+    let mut joined = false;
+    while !joined {
+        joined = setup
+            .fake
+            .next(chat, &mut seen)
+            .await
+            .text
+            .contains("Un volontario è con te");
+    }
+    setup
+        .volunteer
+        .wait_for(
+            Some(&room),
+            "Cittadino: scritto mentre il caso veniva preso",
+        )
+        .await;
+    setup.fake.text(chat, "e dopo che il caso è stato preso");
+    setup
+        .volunteer
+        .wait_for(Some(&room), "Cittadino: e dopo che il caso è stato preso")
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        setup
+            .volunteer
+            .count("Cittadino: scritto mentre il caso veniva preso"),
+        1,
+        "held, then carried once"
+    );
+    assert_eq!(
+        setup
+            .volunteer
+            .count("Quello che scrivi qui arriva al cittadino"),
+        1,
+        "one case room"
+    );
+    assert_eq!(
+        setup
+            .fake
+            .sent(chat)
+            .iter()
+            .filter(|sent| sent.text.contains("Un volontario è con te"))
+            .count(),
+        1
+    );
+    let stored = setup.store.case(case).await.unwrap().unwrap();
+    assert!(stored.room_ready && stored.room.as_deref() == Some(room.as_str()));
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bot_killed_during_a_claim_finishes_it_after_the_restart_with_one_room_and_nothing_lost()
+{
+    let Some(homeserver) = homeserver() else {
+        return;
+    };
+    let volunteer = Person::register(&homeserver, &unique("vol")).await;
+    let bot_name = unique("bot");
+    let bot_user = Person::register(&homeserver, &bot_name).await.user.clone();
+    let mut request = CreateRoomRequest::new();
+    request.preset = Some(RoomPreset::PrivateChat);
+    request.invite = vec![bot_user.clone()];
+    let room = volunteer.client.create_room(request).await.unwrap();
+    let coordination = room.room_id().to_owned();
+    let fake = FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut bot = spawn_bot(&homeserver, &fake, dir.path(), &bot_name, &coordination);
+
+    let chat = 2104;
+    let mut seen = 0;
+    fake.to_menu(chat, &mut seen).await;
+    fake.text(chat, "vorrei parlare con un operatore");
+    fake.next(chat, &mut seen).await;
+    volunteer.wait_for(Some(&coordination), "📋 Caso").await;
+    fake.text(chat, "prima che il caso sia preso");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    volunteer.say(&coordination, "!prendi 1").await;
+    // Killed while the claim is under way (wherever it is: the checks below hold for
+    // any point), the citizen writing meanwhile.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    bot.kill().unwrap();
+    bot.wait().unwrap();
+    fake.text(chat, "mentre il bot era spento");
+    let mut bot = spawn_bot(&homeserver, &fake, dir.path(), &bot_name, &coordination);
+    let case_room = volunteer
+        .wait_for(None, "Quello che scrivi qui arriva al cittadino")
+        .await;
+    volunteer
+        .wait_for(Some(&case_room), "mentre il bot era spento")
+        .await;
+    let mut joined = false;
+    while !joined {
+        joined = fake
+            .next(chat, &mut seen)
+            .await
+            .text
+            .contains("Un volontario è con te");
+    }
+    volunteer
+        .say(&case_room, "eccomi, sono il volontario")
+        .await;
+    let mut relayed = false;
+    while !relayed {
+        relayed = fake
+            .next(chat, &mut seen)
+            .await
+            .text
+            .contains("eccomi, sono il volontario");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    bot.kill().unwrap();
+    bot.wait().unwrap();
+    let citizen = fake.sent(chat);
+    let once = |text: &str| {
+        citizen
+            .iter()
+            .filter(|sent| sent.text.contains(text))
+            .count()
+    };
+    assert_eq!(once("Un volontario è con te"), 1, "the citizen told once");
+    assert_eq!(once("eccomi, sono il volontario"), 1);
+    assert_eq!(
+        volunteer.count("Quello che scrivi qui arriva al cittadino"),
+        1,
+        "one case room"
+    );
+    for text in ["prima che il caso sia preso", "mentre il bot era spento"] {
+        assert_eq!(
+            volunteer
+                .seen
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(room, body)| room == &case_room && body.contains(text))
+                .count(),
+            1,
+            "{text}: once in the case room"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_a_case_room_only_its_volunteer_or_a_coordinator_speaks_and_only_the_bot_invites() {
+    let Some(homeserver) = homeserver() else {
+        return;
+    };
+    let setup = setup(&homeserver, false).await;
+    // The coordination room is not encrypted: the bot says so.
+    setup
+        .coordinator
+        .wait_for(Some(&setup.coordination), "non è cifrata")
+        .await;
+    let chat = 2105;
+    let mut seen = 0;
+    let (_, room) = claimed_case(&setup, chat, &mut seen).await;
+
+    // The volunteer cannot bring anyone into the case room, nor change it.
+    let case_room = setup.volunteer.room(&room).await;
+    assert!(
+        case_room
+            .invite_user_by_id(&setup.outsider.user)
+            .await
+            .is_err(),
+        "only the bot invites"
+    );
+    assert!(
+        case_room.set_name("altro nome".into()).await.is_err(),
+        "only the bot changes the room"
+    );
+
+    // Someone else in the room (brought in by an administrator acting as the bot): a
+    // second volunteer is told who holds the case; a coordinator speaks for the bot.
+    let other = Person::register(&homeserver, &unique("vol2")).await;
+    let coordination = setup.coordinator.room(&setup.coordination).await;
+    coordination.invite_user_by_id(&other.user).await.unwrap();
+    other.room(&setup.coordination).await;
+    coordination
+        .update_power_levels(vec![(&other.user, 50.into())])
+        .await
+        .unwrap();
+    let admin = Person::login(&homeserver, setup.bot.as_str()).await;
+    let admin_room = admin.room(&room).await;
+    admin_room.invite_user_by_id(&other.user).await.unwrap();
+    admin_room
+        .invite_user_by_id(&setup.coordinator.user)
+        .await
+        .unwrap();
+    other.say(&room, "scrivo io al cittadino").await;
+    other
+        .wait_for(
+            Some(&room),
+            &format!("Questo caso lo segue {}", setup.volunteer.user),
+        )
+        .await;
+    setup.coordinator.say(&room, "sono la coordinatrice").await;
+    let relayed = setup.fake.next(chat, &mut seen).await;
+    assert!(
+        relayed.text.contains("sono la coordinatrice"),
+        "{relayed:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        setup
+            .fake
+            .sent(chat)
+            .iter()
+            .all(|sent| !sent.text.contains("scrivo io al cittadino")),
+        "the second volunteer's words never reach the citizen"
     );
     setup.stop().await;
 }

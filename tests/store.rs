@@ -161,7 +161,87 @@ conformance!(
     a_database_of_a_newer_schema_is_refused,
     a_second_run_on_the_same_database_is_refused,
     delivered_rows_and_update_ids_are_pruned_on_their_own_clocks,
+    the_lookups_made_on_every_message_use_an_index,
+    a_conversation_has_one_open_case_asked_again_it_is_announced_again,
 );
+
+/// Asking for a person again while a case is open does not open a second case: the
+/// open one is announced again.
+async fn a_conversation_has_one_open_case_asked_again_it_is_announced_again(db: &Db) {
+    let bundle = common::mini();
+    let store = &db.store;
+    for text in ["/start", "1", "volontario", "/menu", "volontario"] {
+        say(store, &bundle, "eva", text, t0()).await;
+    }
+    let cases = store.handovers().await.unwrap();
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    let conversation = store.conversation("test", "eva").await.unwrap().unwrap();
+    let owed = store
+        .outbox_unsent("volunteers", &conversation.id.to_string())
+        .await
+        .unwrap();
+    let announced: Vec<&str> = owed
+        .iter()
+        .filter(|row| row.payload.contains("\"handover\""))
+        .map(|row| row.payload.as_str())
+        .collect();
+    assert_eq!(announced.len(), 2, "{owed:?}");
+    assert!(announced[0].contains("\"again\":false"), "{announced:?}");
+    assert!(announced[1].contains("\"again\":true"), "{announced:?}");
+}
+
+/// The lookups made on every message (a chat's owed messages, a conversation's rows and
+/// case, the case of a room) read an index, not the whole table: on SQLite the plan says
+/// SEARCH … USING INDEX; on PostgreSQL, with sequential scans discouraged, no Seq Scan.
+async fn the_lookups_made_on_every_message_use_an_index(db: &Db) {
+    sqlx::any::install_default_drivers();
+    let mut connection = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let sqlite = db.url.starts_with("sqlite");
+    if !sqlite {
+        connection
+            .execute("SET enable_seqscan = off")
+            .await
+            .unwrap();
+    }
+    for query in [
+        "SELECT id FROM outbox WHERE channel = 'telegram' AND chat_id = '42' AND sent_at IS NULL ORDER BY id",
+        "SELECT id FROM outbox WHERE conversation_id = 1",
+        "SELECT id FROM handovers WHERE room = '!room:server'",
+        "SELECT id FROM handovers WHERE conversation_id = 1",
+        "SELECT seq FROM volunteer_inbox WHERE event_id = '$event'",
+        "SELECT seq FROM volunteer_inbox WHERE room = '!room:server' LIMIT 1",
+    ] {
+        let explain = if sqlite {
+            format!("EXPLAIN QUERY PLAN {query}")
+        } else {
+            format!("EXPLAIN {query}")
+        };
+        let rows = sqlx::query(AssertSqlSafe(explain))
+            .fetch_all(&mut connection)
+            .await
+            .unwrap();
+        let plan: Vec<String> = rows
+            .iter()
+            .map(|row| {
+                use sqlx::Row;
+                row.try_get::<String, _>(if sqlite { 3 } else { 0 })
+                    .unwrap()
+            })
+            .collect();
+        let plan = plan.join("\n");
+        if sqlite {
+            assert!(
+                plan.contains("USING INDEX")
+                    || plan.contains("USING COVERING INDEX")
+                    || plan.contains("USING PRIMARY KEY"),
+                "{query}: {plan}"
+            );
+        } else {
+            assert!(!plan.contains("Seq Scan"), "{query}: {plan}");
+        }
+    }
+    connection.close().await.unwrap();
+}
 
 /// Until several instances are supported, two `sportello run` on one database would
 /// deliver every message twice: the second one is refused, with a message that says so,

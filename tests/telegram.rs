@@ -18,6 +18,8 @@ struct Running {
     fake: FakeTelegram,
     store: Arc<Store>,
     http: SocketAddr,
+    /// `/metrics` on its own address, when configured.
+    metrics: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -110,6 +112,7 @@ async fn start_with(
     tune(&mut config);
     let app = App::build(config).await.expect("the bot starts");
     let http = app.http_addr().unwrap();
+    let metrics = app.metrics_addr();
     let store = app.store();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -123,6 +126,7 @@ async fn start_with(
         fake,
         store,
         http,
+        metrics,
         stop: Some(stop),
         task: Some(task),
         _dir: dir,
@@ -505,5 +509,96 @@ async fn rate_limits_pace_one_message_per_second_per_chat() {
             pair[1].at - pair[0].at
         );
     }
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_that_fails_again_and_again_is_set_aside_and_the_queue_goes_on() {
+    use sportello::store::Breakage;
+    let bot = start().await;
+    let (broken, panicking, fine) = (1101, 1102, 1103);
+    bot.store
+        .break_chat(Some((&broken.to_string(), Breakage::Error)));
+    bot.fake.text(broken, "/start");
+    bot.fake.text(fine, "/start");
+    let sent = bot.fake.wait_sent(fine, 1).await;
+    assert!(sent[0].text.contains("Sei d'accordo?"), "{sent:?}");
+    metrics_eventually(&bot, &["sportello_dead_letters 1"]).await;
+    // A panic while handling an update is caught and set aside the same way.
+    bot.store
+        .break_chat(Some((&panicking.to_string(), Breakage::Panic)));
+    bot.fake.text(panicking, "/start");
+    bot.fake.text(fine, "ciao");
+    bot.fake.wait_sent(fine, 2).await;
+    metrics_eventually(
+        &bot,
+        &["sportello_dead_letters 2", "sportello_inbox_depth 0"],
+    )
+    .await;
+    // Mended, the chats are answered again.
+    bot.store.break_chat(None);
+    bot.fake.text(broken, "/start");
+    let sent = bot.fake.wait_sent(broken, 1).await;
+    assert!(sent[0].text.contains("Sei d'accordo?"), "{sent:?}");
+    assert!(bot.fake.sent(panicking).is_empty());
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_is_unhealthy_while_a_message_waits_longer_than_allowed() {
+    let bot = start_with(None, |config| config.health_max_wait_seconds = 1).await;
+    let health = || async {
+        reqwest::get(format!("http://{}/healthz", bot.http))
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(health().await, 200);
+    let chat = 1104;
+    // Telegram asks to wait 4 s: the answer is owed meanwhile.
+    bot.fake.fail_next(Scripted::TooManyRequests(4));
+    bot.fake.text(chat, "/start");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while health().await == 200 {
+        assert!(std::time::Instant::now() < deadline, "never unhealthy");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bot.fake.wait_sent(chat, 1).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while health().await != 200 {
+        assert!(std::time::Instant::now() < deadline, "never healthy again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_be_served_apart_from_the_public_address() {
+    let bot = start_with(None, |config| {
+        config.metrics_addr = Some("127.0.0.1:0".into());
+    })
+    .await;
+    let public = reqwest::get(format!("http://{}/metrics", bot.http))
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404, "no metrics on the public address");
+    let private = reqwest::get(format!("http://{}/metrics", bot.metrics.unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(private.status(), 200);
+    let text = private.text().await.unwrap();
+    for metric in [
+        "sportello_inbox_depth",
+        "sportello_dead_letters",
+        "sportello_oldest_owed_seconds",
+        "sportello_volunteer_inbox_depth",
+        "sportello_undecryptable_events",
+    ] {
+        assert!(text.contains(metric), "{metric} in {text}");
+    }
+    let health = reqwest::get(format!("http://{}/healthz", bot.http))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "healthz stays public");
     bot.stop().await;
 }

@@ -24,6 +24,10 @@ pub struct Case {
     pub claimed_by: Option<String>,
     pub room: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When the case was claimed (claims made before this field was kept: None).
+    pub claimed_at: Option<DateTime<Utc>>,
+    /// Whether the claim's steps are all done (room, invitation, card, citizen told).
+    pub room_ready: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +40,7 @@ pub enum Claim {
 }
 
 const SELECT: &str = "SELECT h.id, h.conversation_id, c.channel, c.chat_id, h.need, h.note, h.comune, h.lang, h.summary, \
-     h.in_hours, h.emergency, h.status, h.claimed_by, h.room, h.created_at \
+     h.in_hours, h.emergency, h.status, h.claimed_by, h.room, h.created_at, h.claimed_at, h.room_ready \
      FROM handovers h LEFT JOIN conversations c ON c.id = h.conversation_id";
 
 fn case(row: &sqlx::any::AnyRow) -> Result<Case> {
@@ -57,6 +61,8 @@ fn case(row: &sqlx::any::AnyRow) -> Result<Case> {
         claimed_by: row.try_get(12)?,
         room: row.try_get(13)?,
         created_at: from_millis(row.try_get(14)?),
+        claimed_at: row.try_get::<Option<i64>, _>(15)?.map(from_millis),
+        room_ready: row.try_get::<Option<i64>, _>(16)?.is_some(),
     })
 }
 
@@ -101,7 +107,7 @@ impl Store {
 
     /// The first claim of a waiting case wins.
     pub async fn claim(&self, case_id: i64, volunteer: &str, now: DateTime<Utc>) -> Result<Claim> {
-        let claimed = sqlx::query("UPDATE handovers SET status = 'claimed', claimed_by = $1, claimed_at = $2, room = NULL WHERE id = $3 AND status = 'waiting'")
+        let claimed = sqlx::query("UPDATE handovers SET status = 'claimed', claimed_by = $1, claimed_at = $2, room = NULL, room_ready = NULL WHERE id = $3 AND status = 'waiting'")
             .bind(volunteer)
             .bind(millis(now))
             .bind(case_id)
@@ -131,7 +137,7 @@ impl Store {
 
     /// Back to the queue for another volunteer.
     pub async fn release_case(&self, case_id: i64) -> Result<bool> {
-        let released = sqlx::query("UPDATE handovers SET status = 'waiting', claimed_by = NULL, claimed_at = NULL, room = NULL, reminded_at = NULL WHERE id = $1 AND status = 'claimed'")
+        let released = sqlx::query("UPDATE handovers SET status = 'waiting', claimed_by = NULL, claimed_at = NULL, room = NULL, room_ready = NULL, reminded_at = NULL WHERE id = $1 AND status = 'claimed'")
             .bind(case_id)
             .execute(&self.pool)
             .await?
@@ -177,23 +183,92 @@ impl Store {
             .collect()
     }
 
-    /// The last `limit` transcript lines of a conversation, oldest first.
+    /// The last `limit` transcript lines of a conversation, oldest first, and the
+    /// citizen's messages owed to the volunteers at that moment (outbox ids), which
+    /// those lines carry: read together, so that marking them sent once the lines are
+    /// posted neither loses nor doubles a message.
     pub async fn recent_transcript(
         &self,
         conversation_id: i64,
         limit: i64,
-    ) -> Result<Vec<(String, String)>> {
+    ) -> Result<(Vec<(String, String)>, Vec<i64>)> {
+        let mut tx = self.begin().await?;
         let rows = sqlx::query("SELECT author, text FROM transcript WHERE conversation_id = $1 ORDER BY id DESC LIMIT $2")
             .bind(conversation_id)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
         let mut lines: Vec<(String, String)> = rows
             .iter()
             .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
             .collect::<Result<_>>()?;
         lines.reverse();
-        Ok(lines)
+        let owed = sqlx::query(
+            "SELECT id FROM outbox WHERE channel = 'volunteers' AND conversation_id = $1 \
+             AND sent_at IS NULL AND dropped_at IS NULL AND payload LIKE '%\"kind\":\"relay\"%' ORDER BY id",
+        )
+        .bind(conversation_id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| Ok(row.try_get(0)?))
+        .collect::<Result<Vec<i64>>>()?;
+        tx.commit().await?;
+        Ok((lines, owed))
+    }
+
+    /// The rooms of the claimed cases, to read their history after a restart.
+    pub async fn open_case_rooms(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT room FROM handovers WHERE status = 'claimed' AND room IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
+    }
+
+    /// Claimed cases whose claim was not finished (the bot stopped in the middle).
+    pub async fn cases_claiming(&self) -> Result<Vec<Case>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SELECT} WHERE h.status = 'claimed' AND h.room_ready IS NULL ORDER BY h.id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(case).collect()
+    }
+
+    /// The claim is done: the case room has its volunteer, card and last messages; the
+    /// citizen's messages those carried (`carried`, outbox ids) are not relayed again.
+    pub async fn case_room_ready(
+        &self,
+        case_id: i64,
+        carried: &[i64],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE handovers SET room_ready = $1 WHERE id = $2 AND status = 'claimed'")
+            .bind(millis(now))
+            .bind(case_id)
+            .execute(&mut *tx)
+            .await?;
+        // What was held for the room is due now.
+        sqlx::query(
+            "UPDATE outbox SET next_attempt_at = $1 WHERE channel = 'volunteers' AND sent_at IS NULL \
+             AND conversation_id = (SELECT conversation_id FROM handovers WHERE id = $2)",
+        )
+        .bind(millis(now))
+        .bind(case_id)
+        .execute(&mut *tx)
+        .await?;
+        for id in carried {
+            sqlx::query("UPDATE outbox SET sent_at = $1 WHERE id = $2 AND sent_at IS NULL")
+                .bind(millis(now))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }
 

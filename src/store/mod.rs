@@ -13,8 +13,10 @@
 
 mod cases;
 mod url;
+mod volunteer_inbox;
 
 pub use cases::{Case, Claim};
+pub use volunteer_inbox::{NewVolunteerEvent, VolunteerRow};
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -80,6 +82,15 @@ pub enum FailPoint {
     AfterEngine,
     AfterTranscript,
     BeforeCommit,
+}
+
+/// How [`Store::break_chat`] makes one chat's messages fail (tests only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Breakage {
+    /// An error, as a database that refuses the transaction.
+    Error,
+    /// A panic, as a bug would.
+    Panic,
 }
 
 /// One message from a citizen, as a channel received it.
@@ -223,8 +234,11 @@ pub struct Store {
     connect_url: String,
     stripes: Vec<tokio::sync::Mutex<()>>,
     fail_at: StdMutex<Option<FailPoint>>,
+    broken_chat: StdMutex<Option<(String, Breakage)>>,
     /// Woken when a transaction added outbox rows, so that deliverers need not poll.
     outbox_changed: tokio::sync::Notify,
+    /// Woken when volunteers' events were stored, so that their handler need not poll.
+    volunteer_inbox_changed: tokio::sync::Notify,
 }
 
 fn outbox_row(row: &sqlx::any::AnyRow) -> Result<OutboxRow> {
@@ -361,7 +375,9 @@ impl Store {
             connect_url: url,
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             fail_at: StdMutex::new(None),
+            broken_chat: StdMutex::new(None),
             outbox_changed: tokio::sync::Notify::new(),
+            volunteer_inbox_changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -421,6 +437,11 @@ impl Store {
     }
 
     /// Completes when a transaction adds outbox rows (a deliverer's wake-up call).
+    /// Wakes the deliverers: rows held back became due.
+    pub fn wake_deliverers(&self) {
+        self.outbox_changed.notify_waiters();
+    }
+
     pub fn outbox_changed(&self) -> tokio::sync::futures::Notified<'_> {
         self.outbox_changed.notified()
     }
@@ -462,6 +483,14 @@ impl Store {
         }
     }
 
+    /// Makes every [`Store::process`] call for one chat fail or panic (tests only: a bad
+    /// update must not stop the others).
+    pub fn break_chat(&self, chat: Option<(&str, Breakage)>) {
+        if let Ok(mut broken) = self.broken_chat.lock() {
+            *broken = chat.map(|(chat, how)| (chat.to_string(), how));
+        }
+    }
+
     fn check_fail(&self, point: FailPoint) -> Result<()> {
         match self.fail_at.lock().map(|fail_at| *fail_at) {
             Ok(Some(wanted)) if wanted == point => Err(StoreError::Injected(point)),
@@ -486,6 +515,19 @@ impl Store {
 
     /// Runs one inbound message through the engine in one transaction.
     pub async fn process(&self, bundle: &Bundle, inbound: Inbound) -> Result<Processed> {
+        let broken = self
+            .broken_chat
+            .lock()
+            .ok()
+            .and_then(|broken| broken.clone())
+            .filter(|(chat, _)| *chat == inbound.chat_id);
+        match broken {
+            Some((_, Breakage::Error)) => {
+                return Err(StoreError::Injected(FailPoint::BeforeCommit));
+            }
+            Some((_, Breakage::Panic)) => panic!("a panic injected for one chat (tests only)"),
+            None => {}
+        }
         // The lock is the first await: calls for one conversation queue in call order.
         let _turn = self.stripe(&inbound.channel, &inbound.chat_id).lock().await;
         let mut tx = self.begin().await?;
@@ -618,24 +660,50 @@ impl Store {
                 Output::Handover(handover) => {
                     let summary = serde_json::to_string(&handover.summary)
                         .map_err(|error| StoreError::Corrupt(error.to_string()))?;
-                    let case: i64 = sqlx::query(
-                        "INSERT INTO handovers (conversation_id, need, note, comune, lang, summary, in_hours, emergency, status, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'waiting', $9) RETURNING id",
+                    // A conversation has at most one open case: asked again, it is
+                    // announced again (marked an emergency if this request is one).
+                    let open: Option<i64> = sqlx::query(
+                        "SELECT id FROM handovers WHERE conversation_id = $1 AND status <> 'closed' \
+                         ORDER BY id DESC LIMIT 1",
                     )
                     .bind(conversation_id)
-                    .bind(&handover.need)
-                    .bind(&handover.note)
-                    .bind(state.comune_id.clone())
-                    .bind(&handover.lang)
-                    .bind(&summary)
-                    .bind(i64::from(handover.in_hours))
-                    .bind(i64::from(handover.emergency))
-                    .bind(now)
-                    .fetch_one(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?
-                    .try_get(0)?;
+                    .map(|row| row.try_get(0))
+                    .transpose()?;
+                    let (case, again) = match open {
+                        Some(case) => {
+                            if handover.emergency {
+                                sqlx::query("UPDATE handovers SET emergency = 1 WHERE id = $1")
+                                    .bind(case)
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
+                            (case, true)
+                        }
+                        None => {
+                            let case: i64 = sqlx::query(
+                                "INSERT INTO handovers (conversation_id, need, note, comune, lang, summary, in_hours, emergency, status, created_at) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'waiting', $9) RETURNING id",
+                            )
+                            .bind(conversation_id)
+                            .bind(&handover.need)
+                            .bind(&handover.note)
+                            .bind(state.comune_id.clone())
+                            .bind(&handover.lang)
+                            .bind(&summary)
+                            .bind(i64::from(handover.in_hours))
+                            .bind(i64::from(handover.emergency))
+                            .bind(now)
+                            .fetch_one(&mut *tx)
+                            .await?
+                            .try_get(0)?;
+                            (case, false)
+                        }
+                    };
                     let payload =
-                        serde_json::json!({ "kind": "handover", "case": case }).to_string();
+                        serde_json::json!({ "kind": "handover", "case": case, "again": again })
+                            .to_string();
                     self.enqueue(
                         &mut tx,
                         Some(conversation_id),
@@ -645,6 +713,9 @@ impl Store {
                         now,
                     )
                     .await?;
+                    if again {
+                        continue;
+                    }
                     outcomes.push(("handed_over", handover.need.clone()));
                 }
                 Output::ToVolunteer { text, alert } => {
@@ -828,6 +899,25 @@ impl Store {
         .bind(conversation_id)
         .execute(&mut **tx)
         .await?;
+        // The chat's updates set aside as dead letters.
+        sqlx::query(
+            "DELETE FROM dead_letters WHERE EXISTS (SELECT 1 FROM conversations c \
+             WHERE c.id = $1 AND c.channel = dead_letters.channel AND c.chat_id = dead_letters.chat)",
+        )
+        .bind(conversation_id)
+        .execute(&mut **tx)
+        .await?;
+        // What volunteers wrote in these cases' rooms and the bot has not handled yet,
+        // and what was set aside, go too (a handled row holds no text).
+        for table in ["volunteer_inbox", "dead_letters"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE room IN \
+                 (SELECT room FROM handovers WHERE conversation_id = $1 AND room IS NOT NULL)"
+            )))
+            .bind(conversation_id)
+            .execute(&mut **tx)
+            .await?;
+        }
         // The volunteers' side redacts what it posted of these cases and closes them
         // there too (the rows stand alone: nothing links them to the chat any more).
         let cases = sqlx::query("SELECT id FROM handovers WHERE conversation_id = $1 ORDER BY id")
@@ -935,6 +1025,14 @@ impl Store {
         let dedupe_cutoff = millis(now) - DEDUPE_DAYS * 24 * 3600 * 1000;
         sqlx::query("DELETE FROM processed_updates WHERE at < $1")
             .bind(dedupe_cutoff)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM volunteer_inbox WHERE done_at < $1")
+            .bind(dedupe_cutoff)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM dead_letters WHERE at < $1")
+            .bind(cutoff)
             .execute(&self.pool)
             .await?;
         // Delivered rows are needed no more: a day after, they go (they hold the bot's
@@ -1167,18 +1265,63 @@ impl Store {
         Ok(())
     }
 
-    /// The oldest stored updates of a channel, in update order.
-    pub async fn inbox_batch(&self, channel: &str, limit: i64) -> Result<Vec<(i64, String)>> {
+    /// The oldest stored updates of a channel, in update order: (update id, payload,
+    /// attempts so far).
+    pub async fn inbox_batch(&self, channel: &str, limit: i64) -> Result<Vec<(i64, String, i64)>> {
         let rows = sqlx::query(
-            "SELECT update_id, payload FROM inbox WHERE channel = $1 ORDER BY update_id LIMIT $2",
+            "SELECT update_id, payload, attempts FROM inbox WHERE channel = $1 ORDER BY update_id LIMIT $2",
         )
         .bind(channel)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
             .collect()
+    }
+
+    /// An update failed once more.
+    pub async fn inbox_failed(&self, channel: &str, update_id: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE inbox SET attempts = attempts + 1 WHERE channel = $1 AND update_id = $2",
+        )
+        .bind(channel)
+        .bind(update_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// An update that failed too many times leaves the queue for `dead_letters`, with
+    /// the kind of its error and its chat (erased with the chat's data).
+    pub async fn inbox_dead(
+        &self,
+        channel: &str,
+        update_id: i64,
+        chat: Option<&str>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO dead_letters (channel, key, chat, payload, error, attempts, at) \
+             SELECT channel, CAST(update_id AS TEXT), $3, payload, $4, attempts + 1, $5 \
+             FROM inbox WHERE channel = $1 AND update_id = $2",
+        )
+        .bind(channel)
+        .bind(update_id)
+        .bind(chat)
+        .bind(error)
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM inbox WHERE channel = $1 AND update_id = $2")
+            .bind(channel)
+            .bind(update_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn inbox_done(&self, channel: &str, update_id: i64) -> Result<()> {

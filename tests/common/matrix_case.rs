@@ -39,6 +39,24 @@ impl Setup {
         self.halt().await;
     }
 
+    /// The bot's database.
+    pub fn database_url(&self) -> &str {
+        &self.config.database_url
+    }
+
+    /// Stops the bot (as a graceful shutdown); `start_bot` starts it again.
+    pub async fn stop_bot(&mut self) {
+        self.halt().await;
+    }
+
+    /// Starts the bot stopped by `stop_bot`, on the same database and data directory.
+    pub async fn start_bot(&mut self) {
+        let (store, stop, task) = start(self.config.clone()).await;
+        self.store = store;
+        self.stop = Some(stop);
+        self.task = Some(task);
+    }
+
     async fn halt(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -51,10 +69,7 @@ impl Setup {
     /// Stops the bot and starts it again on the same database and data directory.
     pub async fn restart(&mut self) {
         self.halt().await;
-        let (store, stop, task) = start(self.config.clone()).await;
-        self.store = store;
-        self.stop = Some(stop);
-        self.task = Some(task);
+        self.start_bot().await;
     }
 }
 

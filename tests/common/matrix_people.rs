@@ -56,6 +56,29 @@ impl Person {
             .register(request)
             .await
             .expect("registration on the test homeserver");
+        Person::watching(client, dir)
+    }
+
+    /// Another device of an existing account (the bot's, to act as an administrator
+    /// would).
+    pub async fn login(homeserver: &str, name: &str) -> Person {
+        let dir = tempfile::tempdir().unwrap();
+        let client = Client::builder()
+            .homeserver_url(homeserver)
+            .sqlite_store(dir.path(), None)
+            .build()
+            .await
+            .unwrap();
+        client
+            .matrix_auth()
+            .login_username(name, PASSWORD)
+            .await
+            .expect("login on the test homeserver");
+        Person::watching(client, dir)
+    }
+
+    /// Records what the client sees and accepts its invitations.
+    fn watching(client: Client, dir: tempfile::TempDir) -> Person {
         let user = client.user_id().unwrap().to_owned();
         let seen: Arc<Mutex<Vec<(OwnedRoomId, String)>>> = Arc::default();
         let log = seen.clone();

@@ -36,6 +36,10 @@ use crate::store::{Delivery, Inbound, OutboxRow, Processed, Store};
 /// The channel's name in the store.
 pub const CHANNEL: &str = "telegram";
 
+/// How many times an update is handled before it is set aside as a dead letter (with
+/// waits of 250 ms doubling: about 4 seconds in all, during which later updates wait).
+const UPDATE_ATTEMPTS: i64 = 5;
+
 #[derive(Debug, Clone)]
 pub struct TelegramSettings {
     pub token: Secret,
@@ -101,6 +105,24 @@ fn classify(error: &RequestError) -> Failure {
 }
 
 /// A few words about an error, never its text (a URL in it would carry the token).
+/// A store error's kind, never its text.
+fn store_error_kind(error: &crate::store::StoreError) -> String {
+    let text = format!("{error:?}");
+    let kind = text.split(['(', ' ', '{']).next().unwrap_or("error");
+    format!("store: {kind}")
+}
+
+/// The chat of a stored update, read from its JSON (a dead letter is erased with it).
+fn update_chat(payload: &str) -> Option<String> {
+    let update: serde_json::Value = serde_json::from_str(payload).ok()?;
+    let chat = ["message", "edited_message"]
+        .iter()
+        .find_map(|kind| update[kind]["chat"]["id"].as_i64())
+        .or_else(|| update["callback_query"]["message"]["chat"]["id"].as_i64())
+        .or_else(|| update["callback_query"]["from"]["id"].as_i64())?;
+    Some(chat.to_string())
+}
+
 fn error_kind(error: &RequestError) -> &'static str {
     match classify(error) {
         Failure::RetryAfter(_) => "rate_limited",
@@ -291,15 +313,43 @@ impl Telegram {
         loop {
             match self.store.inbox_batch(CHANNEL, 200).await {
                 Ok(batch) if !batch.is_empty() => {
-                    for (update_id, payload) in batch {
-                        if let Err(error) = self.handle(update_id, &payload).await {
-                            tracing::error!(%error, "an update could not be processed; retrying");
+                    for (update_id, payload, attempts) in batch {
+                        // A panic while handling one update is an error like another.
+                        let this = self.clone();
+                        let handling = payload.clone();
+                        let outcome =
+                            tokio::spawn(async move { this.handle(update_id, &handling).await })
+                                .await;
+                        let error = match outcome {
+                            Ok(Ok(())) => None,
+                            Ok(Err(error)) => Some(store_error_kind(&error)),
+                            Err(_) => Some("panic".to_string()),
+                        };
+                        let Some(error) = error else {
+                            if let Err(error) = self.store.inbox_done(CHANNEL, update_id).await {
+                                tracing::error!(%error, "cannot clear a processed update");
+                            }
+                            continue;
+                        };
+                        // Tried a few times, then set aside: the queue goes on.
+                        let recorded = if attempts + 1 >= UPDATE_ATTEMPTS {
+                            tracing::error!(%error, "an update failed too many times; set aside as a dead letter");
+                            self.metrics.failure("dead_letter");
+                            let chat = update_chat(&payload);
+                            self.store
+                                .inbox_dead(CHANNEL, update_id, chat.as_deref(), &error, Utc::now())
+                                .await
+                        } else {
+                            tracing::error!(%error, attempt = attempts + 1, "an update could not be processed; retrying");
+                            tokio::time::sleep(Duration::from_millis(250 << attempts.clamp(0, 4)))
+                                .await;
+                            self.store.inbox_failed(CHANNEL, update_id).await
+                        };
+                        if let Err(error) = recorded {
+                            tracing::error!(%error, "cannot record a failed update");
                             tokio::time::sleep(Duration::from_millis(500)).await;
-                            break;
                         }
-                        if let Err(error) = self.store.inbox_done(CHANNEL, update_id).await {
-                            tracing::error!(%error, "cannot clear a processed update");
-                        }
+                        break;
                     }
                     continue;
                 }
