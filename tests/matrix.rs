@@ -1227,3 +1227,100 @@ async fn in_a_case_room_only_its_volunteer_or_a_coordinator_speaks_and_only_the_
     );
     setup.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_the_bot_cannot_decrypt_is_kept_counted_and_does_not_hold_back_the_room() {
+    let Some(homeserver) = homeserver() else {
+        return;
+    };
+    let setup = setup(&homeserver, false).await;
+    let chat = 2106;
+    let mut seen = 0;
+    let (_, room) = claimed_case(&setup, chat, &mut seen).await;
+    // An encrypted event with a session the bot never received (sent past the SDK,
+    // which would encrypt it again).
+    let token = setup.volunteer.client.access_token().unwrap();
+    let content = serde_json::json!({
+        "algorithm": "m.megolm.v1.aes-sha2",
+        "ciphertext": "AwgAEnACgAkLmt6qF84IK++J7UDH2Za1YVchHyprqTqsg2yyOwAtHaZTwyNg37afzg8f3r9IsN9r4RNFg7MaZencUJe4qvELiDiopUjy5wYVDAtqdBzer5bWRD9ldxp1FLgbQvBcjkkywYjCsmsq6+hArLd9oAQZnGKn/qLsK+5uNX3PaWzDRC9wZPQvWYYPCTov3jCwXKTPsLKIiTrcCXDqMvnn8m+T3zF/I2zqxg158tnUwWWIw51UO",
+        "device_id": "RJYKSTBOIE",
+        "sender_key": "IlRMeOPX2e0MurIyfWEucYBRVOEEUMrOHqn/8mLqMjA",
+        "session_id": "X3lUlvLELLYxeTx4yOVu6UDpasGEVO0Jbu+QFnm0cKQ"
+    });
+    let url = format!(
+        "{homeserver}/_matrix/client/v3/rooms/{}/send/m.room.encrypted/sp-test-utd",
+        room.as_str().replace('!', "%21").replace(':', "%3A")
+    );
+    let sent = reqwest::Client::new()
+        .put(url)
+        .bearer_auth(token)
+        .json(&content)
+        .send()
+        .await
+        .unwrap();
+    assert!(sent.status().is_success(), "{sent:?}");
+    setup
+        .volunteer
+        .say(&room, "dopo il messaggio illeggibile")
+        .await;
+    let relayed = setup.fake.next(chat, &mut seen).await;
+    assert!(
+        relayed.text.contains("dopo il messaggio illeggibile"),
+        "{relayed:?}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, undecryptable) = setup.store.volunteer_inbox_depth().await.unwrap();
+        if undecryptable == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the undecryptable event is kept and counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_matrix_store_is_opened_only_with_its_passphrase() {
+    let Some(homeserver) = homeserver() else {
+        return;
+    };
+    let bot_name = unique("bot");
+    let bot = Person::register(&homeserver, &bot_name).await;
+    let mut request = CreateRoomRequest::new();
+    request.preset = Some(RoomPreset::PrivateChat);
+    let room = bot.client.create_room(request).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = |passphrase: &str| sportello::config::Config {
+        database_url: format!("sqlite://{}/sportello.db", dir.path().display()),
+        data_dir: dir.path().join("data"),
+        matrix_homeserver: Some(homeserver.clone()),
+        matrix_user: Some(bot_name.clone()),
+        matrix_password: Some(sportello::config::Secret::new(PASSWORD)),
+        matrix_volunteers_room: Some(room.room_id().to_string()),
+        matrix_store_passphrase: Some(sportello::config::Secret::new(passphrase)),
+        http_addr: "127.0.0.1:0".into(),
+        ..sportello::config::Config::default()
+    };
+    let app = sportello::app::App::build(config("una frase lunga e segreta"))
+        .await
+        .expect("the first start makes the store");
+    drop(app);
+    let refused = sportello::app::App::build(config("un'altra frase"))
+        .await
+        .err()
+        .expect("a wrong passphrase is refused");
+    let told = format!("{refused:#}");
+    assert!(told.contains("SPORTELLO_MATRIX_STORE_PASSPHRASE"), "{told}");
+    assert!(
+        !told.contains("un'altra frase"),
+        "the passphrase is never shown: {told}"
+    );
+    let again = sportello::app::App::build(config("una frase lunga e segreta"))
+        .await
+        .expect("the right passphrase opens it");
+    drop(again);
+}

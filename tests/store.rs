@@ -163,7 +163,96 @@ conformance!(
     delivered_rows_and_update_ids_are_pruned_on_their_own_clocks,
     the_lookups_made_on_every_message_use_an_index,
     a_conversation_has_one_open_case_asked_again_it_is_announced_again,
+    the_volunteers_inbox_keeps_each_event_once_and_forgets_its_words,
 );
+
+/// Volunteers' events: stored once whatever reads them again (a sync, the room's
+/// history), pending in order of arrival, emptied once handled, set aside after too
+/// many failures; the purge keeps the newest of each room (where reading the history
+/// stops) and erasing the citizen removes what waits in the case's room.
+async fn the_volunteers_inbox_keeps_each_event_once_and_forgets_its_words(db: &Db) {
+    let store = &db.store;
+    let event = |id: &str, room: &str, text: &str| {
+        (
+            id.to_string(),
+            room.to_string(),
+            format!(r#"{{"kind":"text","sender":"@v:s","body":"{text}"}}"#),
+        )
+    };
+    let added = store
+        .volunteer_inbox_put_all(
+            &[
+                event("$1", "!a:s", "uno"),
+                event("$2", "!a:s", "due"),
+                event("$3", "!b:s", "tre"),
+            ],
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(added, 3);
+    // Read again from the room's history: nothing new.
+    let again = store
+        .volunteer_inbox_put_all(
+            &[event("$2", "!a:s", "due"), event("$4", "!a:s", "quattro")],
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, 1);
+    assert!(store.volunteer_event_known("$1").await.unwrap());
+    assert!(store.volunteer_room_known("!b:s").await.unwrap());
+    assert!(!store.volunteer_room_known("!c:s").await.unwrap());
+    let pending = store.volunteer_inbox_pending(10).await.unwrap();
+    let order: Vec<&str> = pending
+        .iter()
+        .map(|(row, _)| row.event_id.as_str())
+        .collect();
+    assert_eq!(order, ["$1", "$2", "$3", "$4"]);
+    store
+        .volunteer_event_done(pending[0].0.seq, t0())
+        .await
+        .unwrap();
+    store
+        .volunteer_event_retry(pending[1].0.seq, t0() + Duration::seconds(5))
+        .await
+        .unwrap();
+    store
+        .volunteer_event_dead(&pending[2].0, "store: Sqlx", t0())
+        .await
+        .unwrap();
+    assert_eq!(store.dead_letters().await.unwrap(), 1);
+    let pending = store.volunteer_inbox_pending(10).await.unwrap();
+    let order: Vec<(&str, i64)> = pending
+        .iter()
+        .map(|(row, _)| (row.event_id.as_str(), row.attempts))
+        .collect();
+    assert_eq!(order, [("$2", 1), ("$4", 0)]);
+    assert_eq!(store.volunteer_inbox_depth().await.unwrap(), (2, 0));
+    // Handled rows hold no words.
+    store
+        .volunteer_event_done(pending[0].0.seq, t0())
+        .await
+        .unwrap();
+    store
+        .volunteer_event_done(pending[1].0.seq, t0())
+        .await
+        .unwrap();
+    assert!(store.volunteer_event_known("$2").await.unwrap());
+    // After the dedupe window the purge keeps only the newest event of each room.
+    store.purge(t0() + Duration::days(40), 30).await.unwrap();
+    assert!(!store.volunteer_event_known("$1").await.unwrap());
+    assert!(!store.volunteer_event_known("$2").await.unwrap());
+    assert!(
+        store.volunteer_event_known("$4").await.unwrap(),
+        "newest of !a"
+    );
+    assert!(
+        store.volunteer_event_known("$3").await.unwrap(),
+        "newest of !b"
+    );
+    assert_eq!(store.dead_letters().await.unwrap(), 0, "past the retention");
+}
 
 /// Asking for a person again while a case is open does not open a second case: the
 /// open one is announced again.

@@ -517,7 +517,9 @@ impl Matrix {
                             continue;
                         }
                         if next_at > now {
-                            held.insert(row.room.clone());
+                            if !row.payload.starts_with(r#"{"kind":"encrypted""#) {
+                                held.insert(row.room.clone());
+                            }
                             let wait = Duration::from_millis((next_at - now) as u64);
                             next_wake = next_wake.min(wait);
                             continue;
@@ -532,7 +534,11 @@ impl Matrix {
                         let recorded = match outcome {
                             Ok(()) => self.store.volunteer_event_done(row.seq, Utc::now()).await,
                             Err(Retry(kind)) => {
-                                held.insert(row.room.clone());
+                                // An event that waits for its room key does not hold
+                                // back the room: the conversation goes on without it.
+                                if !kind.starts_with("undecryptable") {
+                                    held.insert(row.room.clone());
+                                }
                                 if row.attempts + 1 >= EVENT_ATTEMPTS {
                                     tracing::error!(error = %kind, "a volunteer's event failed too many times; set aside as a dead letter");
                                     self.store

@@ -1027,10 +1027,15 @@ impl Store {
             .bind(dedupe_cutoff)
             .execute(&self.pool)
             .await?;
-        sqlx::query("DELETE FROM volunteer_inbox WHERE done_at < $1")
-            .bind(dedupe_cutoff)
-            .execute(&self.pool)
-            .await?;
+        // The newest event of each room stays: reading a room's history after a
+        // restart stops there (without it, old events would be handled again).
+        sqlx::query(
+            "DELETE FROM volunteer_inbox WHERE done_at < $1 \
+             AND seq NOT IN (SELECT MAX(seq) FROM volunteer_inbox GROUP BY room)",
+        )
+        .bind(dedupe_cutoff)
+        .execute(&self.pool)
+        .await?;
         sqlx::query("DELETE FROM dead_letters WHERE at < $1")
             .bind(cutoff)
             .execute(&self.pool)
