@@ -351,21 +351,37 @@ fn spawn_bot(
         .expect("the bot starts")
 }
 
+/// For the tests that run the real `sportello run`: a volunteer, the bot's account, a
+/// coordination room the volunteer made and invited the bot to, the fake Bot API and the
+/// bot's directory.
+async fn process_setup(
+    homeserver: &str,
+) -> (
+    Person,
+    String,
+    matrix_sdk::ruma::OwnedRoomId,
+    FakeTelegram,
+    tempfile::TempDir,
+) {
+    let volunteer = Person::register(homeserver, &unique("vol")).await;
+    let bot_name = unique("bot");
+    let bot_user = Person::register(homeserver, &bot_name).await.user.clone();
+    let mut request = CreateRoomRequest::new();
+    request.preset = Some(RoomPreset::PrivateChat);
+    request.invite = vec![bot_user];
+    let room = volunteer.client.create_room(request).await.unwrap();
+    let coordination = room.room_id().to_owned();
+    let fake = FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    (volunteer, bot_name, coordination, fake, dir)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_bot_killed_in_the_middle_of_a_case_continues_it_without_losing_or_doubling_messages() {
     let Some(homeserver) = homeserver() else {
         return;
     };
-    let volunteer = Person::register(&homeserver, &unique("vol")).await;
-    let bot_name = unique("bot");
-    let bot_user = Person::register(&homeserver, &bot_name).await.user.clone();
-    let mut request = CreateRoomRequest::new();
-    request.preset = Some(RoomPreset::PrivateChat);
-    request.invite = vec![bot_user.clone()];
-    let room = volunteer.client.create_room(request).await.unwrap();
-    let coordination = room.room_id().to_owned();
-    let fake = FakeTelegram::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (volunteer, bot_name, coordination, fake, dir) = process_setup(&homeserver).await;
     let mut bot = spawn_bot(&homeserver, &fake, dir.path(), &bot_name, &coordination);
 
     let chat = 2006;
@@ -1072,16 +1088,7 @@ async fn a_bot_killed_during_a_claim_finishes_it_after_the_restart_with_one_room
     let Some(homeserver) = homeserver() else {
         return;
     };
-    let volunteer = Person::register(&homeserver, &unique("vol")).await;
-    let bot_name = unique("bot");
-    let bot_user = Person::register(&homeserver, &bot_name).await.user.clone();
-    let mut request = CreateRoomRequest::new();
-    request.preset = Some(RoomPreset::PrivateChat);
-    request.invite = vec![bot_user.clone()];
-    let room = volunteer.client.create_room(request).await.unwrap();
-    let coordination = room.room_id().to_owned();
-    let fake = FakeTelegram::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (volunteer, bot_name, coordination, fake, dir) = process_setup(&homeserver).await;
     let mut bot = spawn_bot(&homeserver, &fake, dir.path(), &bot_name, &coordination);
 
     let chat = 2104;

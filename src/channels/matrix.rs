@@ -517,7 +517,7 @@ impl Matrix {
                             continue;
                         }
                         if next_at > now {
-                            if !row.payload.starts_with(r#"{"kind":"encrypted""#) {
+                            if !waits_for_key(&row) {
                                 held.insert(row.room.clone());
                             }
                             let wait = Duration::from_millis((next_at - now) as u64);
@@ -534,9 +534,7 @@ impl Matrix {
                         let recorded = match outcome {
                             Ok(()) => self.store.volunteer_event_done(row.seq, Utc::now()).await,
                             Err(Retry(kind)) => {
-                                // An event that waits for its room key does not hold
-                                // back the room: the conversation goes on without it.
-                                if !kind.starts_with("undecryptable") {
+                                if !waits_for_key(&row) {
                                     held.insert(row.room.clone());
                                 }
                                 if row.attempts + 1 >= EVENT_ATTEMPTS {
@@ -1032,7 +1030,7 @@ impl Matrix {
                 .await
                 .map_err(|error| Retry(format!("invite: {}", error_kind(&error))))?;
         }
-        let card = self.case_card(case).await;
+        let card = self.case_card(case);
         self.case_notice(case_id, "citizen", &room, &card, format!("{claim}-card"))
             .await?;
         let mut carried = Vec::new();
@@ -1140,7 +1138,7 @@ impl Matrix {
         )
         .await?;
         if let Some(coordination) = self.client.get_room(&self.coordination) {
-            let card = self.card(case).await;
+            let card = self.card(case);
             let text = format!("{volunteer} ha rilasciato il caso {}.\n{card}", case.case);
             self.case_notice(
                 case.case,
@@ -1156,17 +1154,17 @@ impl Matrix {
     }
 
     /// The coordination room's card (see [`coordination_card`]).
-    async fn card(&self, case: &Case) -> String {
+    fn card(&self, case: &Case) -> String {
         coordination_card(&self.bundle, case, Utc::now())
     }
 
     /// The case room's card (see [`case_card`]).
-    async fn case_card(&self, case: &Case) -> String {
+    fn case_card(&self, case: &Case) -> String {
         case_card(&self.bundle, case, Utc::now())
     }
 
     async fn case_info(&self, case: &Case) -> Result<String, Retry> {
-        let mut text = self.case_card(case).await;
+        let mut text = self.case_card(case);
         for (author, note) in self.store.notes(case.case).await? {
             text.push_str(&format!("\nNota di {author}: {note}"));
         }
@@ -1191,7 +1189,7 @@ impl Matrix {
         };
         for case in cases {
             let stamp = now.timestamp();
-            let card = self.card(&case).await;
+            let card = self.card(&case);
             let announced = self
                 .case_notice(
                     case.case,
@@ -1377,7 +1375,7 @@ impl Matrix {
                 let Some(room) = self.client.get_room(&self.coordination) else {
                     return Delivered::Retry(Some(Box::new(case)));
                 };
-                let mut card = self.card(&case).await;
+                let mut card = self.card(&case);
                 if again {
                     card = format!("🔁 Il cittadino chiede di nuovo una persona.\n{card}");
                 }
@@ -1645,6 +1643,12 @@ fn volunteer_event(raw: &Raw<AnySyncTimelineEvent>, me: &UserId) -> Option<Volun
         }
         _ => None,
     }
+}
+
+/// Whether a stored event is one not decrypted yet: it does not hold back its room's
+/// later events (the conversation goes on without it until its key comes).
+fn waits_for_key(row: &VolunteerRow) -> bool {
+    row.payload.starts_with(r#"{"kind":"encrypted""#)
 }
 
 /// Text someone else wrote, made one line of at most `max` characters: newlines and

@@ -39,13 +39,7 @@ pub struct Person {
 
 impl Person {
     pub async fn register(homeserver: &str, name: &str) -> Person {
-        let dir = tempfile::tempdir().unwrap();
-        let client = Client::builder()
-            .homeserver_url(homeserver)
-            .sqlite_store(dir.path(), None)
-            .build()
-            .await
-            .unwrap();
+        let (client, dir) = Person::client(homeserver).await;
         let mut request = RegisterRequest::new();
         request.username = Some(name.to_string());
         request.password = Some(PASSWORD.to_string());
@@ -62,6 +56,17 @@ impl Person {
     /// Another device of an existing account (the bot's, to act as an administrator
     /// would).
     pub async fn login(homeserver: &str, name: &str) -> Person {
+        let (client, dir) = Person::client(homeserver).await;
+        client
+            .matrix_auth()
+            .login_username(name, PASSWORD)
+            .await
+            .expect("login on the test homeserver");
+        Person::watching(client, dir)
+    }
+
+    /// A client with a store of its own, not logged in yet.
+    async fn client(homeserver: &str) -> (Client, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let client = Client::builder()
             .homeserver_url(homeserver)
@@ -69,12 +74,7 @@ impl Person {
             .build()
             .await
             .unwrap();
-        client
-            .matrix_auth()
-            .login_username(name, PASSWORD)
-            .await
-            .expect("login on the test homeserver");
-        Person::watching(client, dir)
+        (client, dir)
     }
 
     /// Records what the client sees and accepts its invitations.
