@@ -303,8 +303,7 @@ async fn an_unclaimed_case_is_announced_again_and_the_citizen_is_not_forgotten()
     let Some(homeserver) = homeserver() else {
         return;
     };
-    let always =
-        "volunteers:\n  hours:\n    mon-sun: [\"00:00-24:00\"]\n  wait_before_reminder: 0m";
+    let always = "volunteers:\n  hours:\n    mon-sun: [\"00:00-24:00\"]\n    holidays: [\"00:00-24:00\"]\n  wait_before_reminder: 0m";
     let setup = setup_with(&homeserver, false, Some(always)).await;
     let chat = 2005;
     let mut seen = 0;

@@ -936,17 +936,27 @@ fn schedule(sink: &mut Sink, node: &Node) -> Option<Schedule> {
         let Some(days_text) = key.as_str() else {
             continue;
         };
-        let Some(days) = hours::parse_days(days_text) else {
-            sink.error_hint(
-                key.span,
-                format!("'{days_text}' is not a day"),
-                "use mon, tue, wed, thu, fri, sat, sun or a range like mon-fri",
-            );
-            continue;
+        // `holidays`: the national public holidays, which are closed unless written.
+        let holidays = days_text.trim() == hours::HOLIDAYS_KEY;
+        let days = if holidays {
+            Vec::new()
+        } else {
+            let Some(days) = hours::parse_days(days_text) else {
+                sink.error_hint(
+                    key.span,
+                    format!("'{days_text}' is not a day"),
+                    "use mon, tue, wed, thu, fri, sat, sun, a range like mon-fri, or holidays",
+                );
+                continue;
+            };
+            days
         };
         for (interval_text, span) in read::strings(sink, value, "the hours") {
             match hours::parse_interval(&interval_text) {
                 Some(interval) => {
+                    if holidays {
+                        schedule.holidays.push(interval);
+                    }
                     for &day in &days {
                         schedule.weekly[day].push(interval);
                     }
@@ -962,6 +972,7 @@ fn schedule(sink: &mut Sink, node: &Node) -> Option<Schedule> {
     for day in &mut schedule.weekly {
         day.sort_unstable();
     }
+    schedule.holidays.sort_unstable();
     Some(schedule)
 }
 

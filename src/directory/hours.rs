@@ -13,6 +13,9 @@ pub struct Schedule {
     pub weekly: [Vec<(Minute, Minute)>; 7],
     /// Closed days, inclusive ranges.
     pub closed: Vec<(NaiveDate, NaiveDate)>,
+    /// Intervals on national public holidays (the `holidays` key); none given means
+    /// closed on those days, whatever the weekday says.
+    pub holidays: Vec<(Minute, Minute)>,
 }
 
 /// When something next opens, and until when it is open now.
@@ -28,20 +31,21 @@ pub enum Availability {
 
 impl Schedule {
     pub fn is_empty(&self) -> bool {
-        self.weekly.iter().all(Vec::is_empty)
+        self.weekly.iter().all(Vec::is_empty) && self.holidays.is_empty()
     }
 
     fn closed_on(&self, date: NaiveDate) -> bool {
-        is_public_holiday(date)
-            || self
-                .closed
-                .iter()
-                .any(|(from, to)| *from <= date && date <= *to)
+        self.closed
+            .iter()
+            .any(|(from, to)| *from <= date && date <= *to)
     }
 
     fn intervals(&self, date: NaiveDate) -> &[(Minute, Minute)] {
         if self.closed_on(date) {
             return &[];
+        }
+        if is_public_holiday(date) {
+            return &self.holidays;
         }
         &self.weekly[date.weekday().num_days_from_monday() as usize]
     }
@@ -112,6 +116,9 @@ fn parse_minute(text: &str) -> Option<Minute> {
     let minutes: Minute = minutes.parse().ok()?;
     (hours <= 24 && minutes < 60 && hours * 60 + minutes <= 24 * 60).then_some(hours * 60 + minutes)
 }
+
+/// The hours key for the national public holidays (closed on them unless written).
+pub const HOLIDAYS_KEY: &str = "holidays";
 
 pub const DAY_KEYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -274,5 +281,25 @@ mod tests {
         assert_eq!(parse_days("funday"), None);
         assert_eq!(parse_interval("18:00-09:00"), None);
         assert_eq!(parse_interval("9:00–12:30"), Some((540, 750)));
+    }
+
+    #[test]
+    fn public_holidays_are_closed_unless_their_hours_are_written() {
+        // Tuesday 8 December 2026, the Immacolata: a weekday, and a national holiday.
+        let mut schedule = office();
+        assert!(!schedule.is_open(rome(2026, 12, 8, 10, 0)));
+        assert!(schedule.is_open(rome(2026, 12, 9, 10, 0)));
+        schedule.holidays = vec![parse_interval("10:00-12:00").unwrap()];
+        assert_eq!(
+            schedule.availability(rome(2026, 12, 8, 9, 0)),
+            Availability::OpensAt(
+                NaiveDate::from_ymd_opt(2026, 12, 8).unwrap(),
+                NaiveTime::from_hms_opt(10, 0, 0).unwrap()
+            )
+        );
+        assert!(schedule.is_open(rome(2026, 12, 8, 11, 0)));
+        // A written closure wins over the holiday hours.
+        schedule.closed.push(parse_closure("2026-12-08").unwrap());
+        assert!(!schedule.is_open(rome(2026, 12, 8, 11, 0)));
     }
 }
