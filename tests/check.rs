@@ -277,6 +277,19 @@ fn example_files_are_checked_line_by_line() {
     );
 }
 
+#[test]
+fn a_doubt_above_the_threshold_is_an_error() {
+    let bot = format!(
+        "{}emergencies:\n  - id: esempi\n    need: emergenza.pericolo\n    goto: {{ flow: emergenza }}\n    examples: {{ folder: esempi, threshold: 0.7, doubt: 0.9 }}\n",
+        common::BOT
+    );
+    let told = diagnostics_with(&[("bot.yaml", &bot)]);
+    assert!(
+        told.contains("doubt should be a number from 0.2 up to the threshold (0.7)"),
+        "{told}"
+    );
+}
+
 /// Requests labelled with the small menu's choices: food and housing told without the
 /// menu's words.
 const REQUESTS: &str = "# label, language, request

@@ -243,6 +243,10 @@ struct Counts {
     false_alarms: usize,
     missed: Vec<String>,
     alarms: Vec<String>,
+    /// Danger missed by the alarm, but given the numbers by the line of doubt.
+    numbers_only: usize,
+    /// Ordinary messages given the line of doubt (no alarm).
+    doubts: usize,
 }
 
 impl Counts {
@@ -254,6 +258,13 @@ impl Counts {
         self.false_alarms += other.false_alarms;
         self.missed.extend(other.missed);
         self.alarms.extend(other.alarms);
+        self.numbers_only += other.numbers_only;
+        self.doubts += other.doubts;
+    }
+
+    /// The share of danger given the numbers: an alarm, or the line of doubt.
+    fn with_numbers(&self) -> f64 {
+        (self.found + self.numbers_only) as f64 / self.danger.max(1) as f64
     }
 
     fn recall(&self) -> f64 {
@@ -274,8 +285,12 @@ fn danger_counts(bundle: &Bundle, file: &str) -> Counts {
         let outputs = conversation.send(Input::Text(text.clone())).to_vec();
         let said = reply(&outputs);
         let alarmed = conversation.state.emergency;
+        let doubted = conversation.state.doubt_told && said.contains("112");
         if expected == "no" {
             counts.ordinary += 1;
+            if doubted {
+                counts.doubts += 1;
+            }
             if alarmed {
                 counts.false_alarms += 1;
                 counts
@@ -295,6 +310,9 @@ fn danger_counts(bundle: &Bundle, file: &str) -> Counts {
                 counts.right_kind += 1;
             }
         } else {
+            if doubted {
+                counts.numbers_only += 1;
+            }
             counts.missed.push(format!(
                 "{expected}\t{lang}\t{text}\t(read as {:?})",
                 conversation.state.emergency_kind
@@ -372,6 +390,15 @@ fn danger_is_never_missed_and_ordinary_messages_are_not_alarms() {
             counts.right_kind,
             counts.found,
         );
+        println!(
+            "danger {name}, given the numbers (an alarm, or the line of doubt): {:.1}% ({}/{}); ordinary messages given the line of doubt: {:.1}% ({}/{})",
+            100.0 * counts.with_numbers(),
+            counts.found + counts.numbers_only,
+            counts.danger,
+            100.0 * counts.doubts as f64 / counts.ordinary.max(1) as f64,
+            counts.doubts,
+            counts.ordinary,
+        );
     }
     println!(
         "danger all: recall {:.1}% ({found}/{danger}), precision {:.1}%",
@@ -402,6 +429,8 @@ struct AreaCounts {
     offered: usize,
     emergencies: usize,
     emergencies_first: usize,
+    /// Requests (not emergencies) given the line of doubt.
+    doubts: usize,
     wrong: Vec<Wrong>,
 }
 
@@ -511,6 +540,7 @@ fn area_counts(bundle: &Bundle, files: &[&str], split: &str, phone: Option<&str>
         offered: 0,
         emergencies: 0,
         emergencies_first: 0,
+        doubts: 0,
         wrong: Vec::new(),
     };
     for row in files.iter().flat_map(|file| rows(file, 4)) {
@@ -537,6 +567,9 @@ fn area_counts(bundle: &Bundle, files: &[&str], split: &str, phone: Option<&str>
             }
             answered
         } else {
+            if conversation.state.doubt_told {
+                counts.doubts += 1;
+            }
             // Asking for a person along with the need ("voglio parlare con qualcuno per
             // l'affitto") reaches a volunteer with the need on the card.
             let need = conversation.state.vars.get("need").map(String::as_str);
@@ -607,10 +640,12 @@ fn citizens_reach_the_right_area_in_their_language() {
                 }
             }
             println!(
-                "areas {split}, {label}: {}; emergencies answered in the first reply {}/{}",
+                "areas {split}, {label}: {}; emergencies answered in the first reply {}/{}; requests given the line of doubt {}/{}",
                 counts.share(),
                 counts.emergencies_first,
                 counts.emergencies,
+                counts.doubts,
+                counts.total - counts.emergencies,
             );
             if split == "holdout" && phone.is_none() {
                 // As for danger: the holdout's misses by area and by language, never as lines.
@@ -768,7 +803,9 @@ fn the_examples_model_cross_validated() {
     }
     let danger = probabilities.iter().filter(|(danger, _)| *danger).count();
     let ordinary = probabilities.len() - danger;
-    for threshold in [0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9] {
+    for threshold in [
+        0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9,
+    ] {
         let found = probabilities
             .iter()
             .filter(|(d, p)| *d && *p >= threshold)
@@ -997,4 +1034,33 @@ fn asking_for_a_person_alone_puts_no_need_on_the_card() {
         let handover = handover.unwrap_or_else(|| panic!("no handover for {text:?}"));
         assert_eq!(handover.need, "", "{text:?} put a need on the card");
     }
+}
+
+/// Danger in doubt while a volunteer has the conversation: the volunteer reads the
+/// message and judges; the citizen gets no line of numbers from the bot.
+#[test]
+fn danger_in_doubt_with_a_volunteer_is_the_volunteers_to_judge() {
+    let bundle = bundle();
+    let doubtful = "non vedo più un futuro e non so più per chi alzarmi la mattina";
+    let mut conversation = Conversation::new(&bundle, Some("it"), dialogue::default_test_now());
+    conversation.send(Input::Text("/start".into()));
+    conversation.send(Input::Button("y".into()));
+    conversation.send(Input::Text("voglio parlare con una persona".into()));
+    conversation.send(Input::VolunteerJoined(Some("Anna".into())));
+    let outputs = conversation.send(Input::Text(doubtful.into())).to_vec();
+    assert!(!reply(&outputs).contains("1522"), "{outputs:?}");
+    assert!(
+        outputs.iter().any(|output| matches!(
+            output,
+            Output::ToVolunteer { text, alert: None } if text == doubtful
+        )),
+        "{outputs:?}"
+    );
+    // The same words before a volunteer: the line, once.
+    let mut conversation = Conversation::new(&bundle, Some("it"), dialogue::default_test_now());
+    conversation.send(Input::Text("/start".into()));
+    conversation.send(Input::Button("y".into()));
+    let outputs = conversation.send(Input::Text(doubtful.into())).to_vec();
+    assert!(reply(&outputs).contains("1522"), "{outputs:?}");
+    assert!(!conversation.state.emergency);
 }

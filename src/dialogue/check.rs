@@ -691,6 +691,7 @@ pub const PARTIAL_MESSAGE_KEYS: &[&str] = &[
     "language_set",
     "handover_in_hours",
     "handover_out_of_hours",
+    "danger_doubt",
 ];
 
 fn translations_and_limits(bundle: &Bundle, out: &mut Vec<Diagnostic>) {

@@ -627,7 +627,7 @@ fn parse_emergency(sink: &mut Sink, node: &Node, words: &WordGroups) -> Option<E
         .unwrap_or_default();
     let examples = fields
         .get("examples")
-        .and_then(|node| examples_config(sink, node, DEFAULT_EXAMPLES_THRESHOLD, 0.5));
+        .and_then(|node| examples_config(sink, node, DEFAULT_EXAMPLES_THRESHOLD, 0.5, true));
     // A group that learns from examples needs no patterns of its own.
     let (group_patterns, pattern_langs) = match fields.get("patterns") {
         Some(node) => patterns(sink, node, "patterns", words),
@@ -665,13 +665,21 @@ fn parse_emergency(sink: &mut Sink, node: &Node, words: &WordGroups) -> Option<E
 /// `examples: { folder: esempi, threshold: 0.8 }`: where the labelled sentences are
 /// and how sure the model must be (`default` when not said, at least `lowest`: a yes or
 /// no of danger needs more than half; one of a dozen areas is a clear lead well below).
+/// An emergency group (`danger`) may add `doubt: 0.45`, below the threshold: from there
+/// the bot answers as usual and adds one line with the numbers.
 fn examples_config<M>(
     sink: &mut Sink,
     node: &Node,
     default: f32,
     lowest: f64,
+    danger: bool,
 ) -> Option<Examples<M>> {
-    let fields = fields(sink, node, "examples", &["folder", "threshold"])?;
+    let keys: &[&str] = if danger {
+        &["folder", "threshold", "doubt"]
+    } else {
+        &["folder", "threshold"]
+    };
+    let fields = fields(sink, node, "examples", keys)?;
     let folder = fields
         .require(sink, "folder", "examples")
         .and_then(|node| read::string(sink, node, "the examples folder"))?;
@@ -689,9 +697,21 @@ fn examples_config<M>(
             }
         },
     };
+    let doubt = fields.get("doubt").and_then(|node| match node.as_f64() {
+        Some(value) if value >= 0.2 && (value as f32) < threshold => Some(value as f32),
+        _ => {
+            sink.error_hint(
+                node.span,
+                format!("doubt should be a number from 0.2 up to the threshold ({threshold})"),
+                "0.45 means: from 45% sure, the bot answers as usual and adds one line with the emergency numbers",
+            );
+            None
+        }
+    });
     Some(Examples {
         folder,
         threshold,
+        doubt,
         model: None,
         span: node.span,
     })
@@ -1189,7 +1209,7 @@ fn parse_choices(sink: &mut Sink, fields: &Fields, what: &str, no_say: bool) -> 
         .and_then(|node| target(sink, node, "otherwise"));
     let examples = fields
         .get("examples")
-        .and_then(|node| examples_config(sink, node, DEFAULT_CHOICE_THRESHOLD, 0.2));
+        .and_then(|node| examples_config(sink, node, DEFAULT_CHOICE_THRESHOLD, 0.2, false));
     Action::Choices {
         choices,
         otherwise,

@@ -192,6 +192,11 @@ pub const DEFAULTS: &[(&str, &str, &str)] = &[
         "Hello! Here is the question again.",
     ),
     (
+        "danger_doubt",
+        "Se sei in pericolo o pensi di farti del male, chiama il 112 (gratis, giorno e notte). Violenza o stalking: 1522. Per parlare con qualcuno: Telefono Amico 02 2327 2327 (dalle 9 alle 24).",
+        "If you are in danger or think of hurting yourself, call 112 (free, day and night). Violence or stalking: 1522. To talk to someone: Telefono Amico 02 2327 2327 (from 9:00 to 24:00).",
+    ),
+    (
         "you_are_welcome",
         "Prego! Se ti serve altro, scrivimi quando vuoi.",
         "You are welcome! If you need anything else, write to me any time.",

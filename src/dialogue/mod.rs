@@ -175,11 +175,12 @@ impl Bot {
     }
 
     /// The first emergency group whose patterns the text holds, outside its exceptions,
-    /// or whose model reads danger in it. `text` is `PatternText::new(raw)`: the engine
-    /// reads a message once for danger and intents.
-    pub fn emergency_in(&self, raw: &str, text: &PatternText) -> Option<Danger<'_>> {
+    /// or whose model reads danger in it; else a doubt when a model's reading reaches
+    /// its `doubt`. `text` is `PatternText::new(raw)`: the engine reads a message once
+    /// for danger and intents.
+    pub fn emergency_in(&self, raw: &str, text: &PatternText) -> DangerRead<'_> {
         if self.emergencies.is_empty() || text.is_empty() {
-            return None;
+            return DangerRead::Nothing;
         }
         // Most messages match no group: the exceptions and the history are read only
         // when one does.
@@ -188,55 +189,85 @@ impl Bot {
             .iter()
             .map(|group| group.patterns.find_all(text))
             .collect();
-        // A group's model reads a text its patterns did not find, and only when no
-        // group before it has won (a danger step need not pay for it).
-        let learnt: Vec<std::cell::OnceCell<bool>> = self
+        // A group's model reads the text once, when asked: a text its patterns did not
+        // find, when no group before it has won (a danger step need not pay for it),
+        // or for the doubt.
+        let readings: Vec<std::cell::OnceCell<Option<f32>>> = self
             .emergencies
             .iter()
             .map(|_| Default::default())
             .collect();
-        let model_alarms = |index: usize| {
-            *learnt[index].get_or_init(|| {
-                found[index].is_empty()
-                    && self.emergencies[index]
-                        .examples
-                        .as_ref()
-                        .is_some_and(|examples| examples.alarms(raw))
+        let reading = |index: usize| {
+            *readings[index].get_or_init(|| {
+                self.emergencies[index]
+                    .examples
+                    .as_ref()
+                    .and_then(|examples| examples.reading(raw))
             })
         };
+        let model_alarms = |index: usize| {
+            found[index].is_empty()
+                && self.emergencies[index]
+                    .examples
+                    .as_ref()
+                    .is_some_and(|examples| {
+                        reading(index).is_some_and(|read| read >= examples.threshold)
+                    })
+        };
+        let doubt = || {
+            self.emergencies.iter().enumerate().any(|(index, group)| {
+                group
+                    .examples
+                    .as_ref()
+                    .and_then(|examples| examples.doubt)
+                    .is_some_and(|doubt| reading(index).is_some_and(|read| read >= doubt))
+            })
+        };
+        // An exception or a `past` phrase anywhere in the message takes away the doubt
+        // ("anni fa mi picchiava, adesso cerco lavoro"; "mi ammazzo di lavoro").
+        let past = || {
+            self.history
+                .past
+                .find_all(text)
+                .into_iter()
+                .map(|(_, from, _)| text.sentence_of(from))
+                .collect::<Vec<usize>>()
+        };
+        let nothing_or_doubt = |exceptions: &[(usize, usize)], past_sentences: &[usize]| {
+            if doubt() && exceptions.is_empty() && past_sentences.is_empty() {
+                DangerRead::Doubt
+            } else {
+                DangerRead::Nothing
+            }
+        };
         if found.iter().all(Vec::is_empty) && !(0..found.len()).any(model_alarms) {
-            return None;
+            if !doubt() {
+                return DangerRead::Nothing;
+            }
+            return nothing_or_doubt(&self.exceptions(text), &past());
         }
         let exceptions = self.exceptions(text);
         // A `past` phrase tells as history the danger of its own sentence only: "il
         // mese scorso ho prenotato; adesso ho un dolore al petto" stays an alarm.
-        let past_sentences: Vec<usize> = self
-            .history
-            .past
-            .find_all(text)
-            .into_iter()
-            .map(|(_, from, _)| text.sentence_of(from))
-            .collect();
+        let past_sentences = past();
         let safe_now =
             !past_sentences.is_empty() && !self.history.safe_now.find_all(text).is_empty();
-        let (index, group) = self
-            .emergencies
-            .iter()
-            .enumerate()
-            .find(|&(index, group)| {
-                let told_as_history =
-                    |in_the_past: bool| in_the_past && (group.past_cancels || safe_now);
-                if model_alarms(index) {
-                    // The model read the whole message: an exception or a `past` phrase
-                    // anywhere in it counts.
-                    return exceptions.is_empty() && !told_as_history(!past_sentences.is_empty());
-                }
-                outside(&found[index], &exceptions).any(|(_, from, _)| {
-                    !told_as_history(past_sentences.contains(&text.sentence_of(from)))
-                })
-            })?;
+        let Some((index, group)) = self.emergencies.iter().enumerate().find(|&(index, group)| {
+            let told_as_history =
+                |in_the_past: bool| in_the_past && (group.past_cancels || safe_now);
+            if model_alarms(index) {
+                // The model read the whole message: an exception or a `past` phrase
+                // anywhere in it counts.
+                return exceptions.is_empty() && !told_as_history(!past_sentences.is_empty());
+            }
+            outside(&found[index], &exceptions).any(|(_, from, _)| {
+                !told_as_history(past_sentences.contains(&text.sentence_of(from)))
+            })
+        }) else {
+            return nothing_or_doubt(&exceptions, &past_sentences);
+        };
         let mut found = found;
-        Some(Danger {
+        DangerRead::Danger(Danger {
             group,
             found: std::mem::take(&mut found[index]),
         })
@@ -339,22 +370,30 @@ pub struct Examples<M = DangerModel> {
     /// The model's probability from which it is believed: an alarm for danger, the
     /// choice taken for a step.
     pub threshold: f32,
+    /// Danger only: the probability from which, below the threshold, the danger is in
+    /// doubt (`doubt:`): the bot answers as usual and adds a line with the numbers.
+    pub doubt: Option<f32>,
     /// None until learnt, or when the folder has too few sentences (an error).
     pub model: Option<Arc<M>>,
     pub span: Span,
 }
 
 impl Examples<DangerModel> {
-    /// Whether the model reads danger in the text. A text of fewer than
-    /// [`EXAMPLES_MIN_WORDS`] words says too little for it ("torna al menu" shares its
-    /// letters with "quando torna"): short danger is the patterns' to find.
-    pub fn alarms(&self, text: &str) -> bool {
-        let Some(model) = &self.model else {
-            return false;
-        };
+    /// What the model reads in the text: the probability of danger, or None for a text
+    /// of fewer than [`EXAMPLES_MIN_WORDS`] words, which says too little for it ("torna
+    /// al menu" shares its letters with "quando torna"): short danger is the patterns'
+    /// to find.
+    pub fn reading(&self, text: &str) -> Option<f32> {
+        let model = self.model.as_ref()?;
         let normalised = crate::matching::normalise(text);
-        normalised.split(' ').count() >= EXAMPLES_MIN_WORDS
-            && model.probability_normalised(&normalised) >= self.threshold
+        (normalised.split(' ').count() >= EXAMPLES_MIN_WORDS)
+            .then(|| model.probability_normalised(&normalised))
+    }
+
+    /// Whether the model reads danger in the text (see [`Examples::reading`]).
+    pub fn alarms(&self, text: &str) -> bool {
+        self.reading(text)
+            .is_some_and(|probability| probability >= self.threshold)
     }
 }
 
@@ -362,6 +401,17 @@ impl PartialEq for EmergencyGroup {
     fn eq(&self, other: &Self) -> bool {
         self.id == other.id && self.span == other.span
     }
+}
+
+/// What the danger check reads in a message ([`Bot::emergency_in`]).
+#[derive(Debug)]
+pub enum DangerRead<'b> {
+    /// Danger: the numbers come first, whatever the conversation was doing.
+    Danger(Danger<'b>),
+    /// No danger for sure, but a model read it at least its `doubt`: the usual answer,
+    /// after one line with the numbers.
+    Doubt,
+    Nothing,
 }
 
 /// Danger read in a message ([`Bot::emergency_in`]).

@@ -4,7 +4,7 @@
 //! else the message said (a place, a second need, a need along with a wish for a person).
 
 use super::{Button, ButtonAction, Command, Later, MAX_INPUT_CHARS, Mode, Output, Turn, matching};
-use crate::dialogue::{Action, Danger, Intent, Step, Target};
+use crate::dialogue::{Action, Danger, DangerRead, Intent, Step, Target};
 use crate::matching::pattern::PatternText;
 use crate::matching::{Everyday, Lang, Match, Phrase, Words};
 use crate::text::{ITALIAN, fill};
@@ -211,8 +211,18 @@ impl<'b> Turn<'b> {
         let danger = self.bundle.bot.emergency_in(trimmed, &read);
         self.pattern_text = Some((trimmed.to_string(), read));
         self.follow_written_language(trimmed);
-        if let Some(danger) = danger {
-            return self.emergency(danger, trimmed);
+        match danger {
+            DangerRead::Danger(danger) => return self.emergency(danger, trimmed),
+            // In doubt, the numbers once, before the usual answer; a volunteer who has
+            // the conversation reads the message and judges.
+            DangerRead::Doubt
+                if !self.state.doubt_told && self.state.mode != Mode::WithVolunteer =>
+            {
+                self.state.doubt_told = true;
+                let line = self.message("danger_doubt");
+                self.say(line);
+            }
+            DangerRead::Doubt | DangerRead::Nothing => {}
         }
         if trimmed.starts_with('/') {
             match Command::parse(trimmed) {

@@ -230,6 +230,9 @@ pub struct State {
     /// The citizen lives outside the district: only district-wide services are offered.
     #[serde(default)]
     pub outside: bool,
+    /// The numbers were given once for danger in doubt (`danger_doubt`): not again.
+    #[serde(default)]
+    pub doubt_told: bool,
 }
 
 /// A need kept for later: the choice of a step that the citizen's words named.
@@ -271,6 +274,7 @@ impl State {
             later: None,
             known_place: None,
             outside: false,
+            doubt_told: false,
         }
     }
 }
