@@ -431,6 +431,9 @@ struct AreaCounts {
     emergencies_first: usize,
     /// Requests (not emergencies) given the line of doubt.
     doubts: usize,
+    /// Emergencies given the numbers in the first reply by the line of doubt, not an
+    /// alarm.
+    emergencies_doubted: usize,
     wrong: Vec<Wrong>,
 }
 
@@ -541,6 +544,7 @@ fn area_counts(bundle: &Bundle, files: &[&str], split: &str, phone: Option<&str>
         emergencies: 0,
         emergencies_first: 0,
         doubts: 0,
+        emergencies_doubted: 0,
         wrong: Vec::new(),
     };
     for row in files.iter().flat_map(|file| rows(file, 4)) {
@@ -564,6 +568,8 @@ fn area_counts(bundle: &Bundle, files: &[&str], split: &str, phone: Option<&str>
             let answered = conversation.state.emergency && said.contains("112");
             if answered {
                 counts.emergencies_first += 1;
+            } else if conversation.state.doubt_told && said.contains("112") {
+                counts.emergencies_doubted += 1;
             }
             answered
         } else {
@@ -640,10 +646,11 @@ fn citizens_reach_the_right_area_in_their_language() {
                 }
             }
             println!(
-                "areas {split}, {label}: {}; emergencies answered in the first reply {}/{}; requests given the line of doubt {}/{}",
+                "areas {split}, {label}: {}; emergencies answered in the first reply {}/{} (and {} more given the line of doubt); requests given the line of doubt {}/{}",
                 counts.share(),
                 counts.emergencies_first,
                 counts.emergencies,
+                counts.emergencies_doubted,
                 counts.doubts,
                 counts.total - counts.emergencies,
             );
