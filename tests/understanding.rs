@@ -107,6 +107,9 @@ const DANGER_HOLDOUT_SETS: &[&str] = &[
     // Written on 2026-12-07 (fifth session) by a writer who saw no rule; stored unread,
     // first read at the end of that session's tuning: see ARCHITECTURE.md.
     "danger_holdout10.tsv",
+    // Written on 2026-12-07 (seventh session) by a writer who saw no rule; first read
+    // after the line of doubt was added, before any other change: see ARCHITECTURE.md.
+    "danger_holdout11.tsv",
 ];
 /// In the order they were written; each was first measured unseen, by its own line of
 /// figures (evaluation3.tsv: 81.2% right on 2026-12-01, evaluation4.tsv: 85.6% and 16 of
@@ -328,11 +331,14 @@ fn danger_counts_of(bundle: &Bundle, files: &[&str]) -> Counts {
     for file in files {
         let counts = danger_counts(bundle, file);
         println!(
-            "danger {file}: recall {:.1}% ({}/{}), precision {:.1}%",
+            "danger {file}: recall {:.1}% ({}/{}), precision {:.1}%; given the numbers {:.1}%, ordinary given the line of doubt {}/{}",
             100.0 * counts.recall(),
             counts.found,
             counts.danger,
-            100.0 * counts.precision()
+            100.0 * counts.precision(),
+            100.0 * counts.with_numbers(),
+            counts.doubts,
+            counts.ordinary,
         );
         all.add(counts);
     }
