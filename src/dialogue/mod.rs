@@ -389,12 +389,6 @@ impl Examples<DangerModel> {
         (normalised.split(' ').count() >= EXAMPLES_MIN_WORDS)
             .then(|| model.probability_normalised(&normalised))
     }
-
-    /// Whether the model reads danger in the text (see [`Examples::reading`]).
-    pub fn alarms(&self, text: &str) -> bool {
-        self.reading(text)
-            .is_some_and(|probability| probability >= self.threshold)
-    }
 }
 
 impl PartialEq for EmergencyGroup {
