@@ -213,11 +213,10 @@ impl<'b> Turn<'b> {
         self.follow_written_language(trimmed);
         match danger {
             DangerRead::Danger(danger) => return self.emergency(danger, trimmed),
-            // In doubt, the numbers once, before the usual answer; a volunteer who has
-            // the conversation reads the message and judges.
-            DangerRead::Doubt
-                if !self.state.doubt_told && self.state.mode != Mode::WithVolunteer =>
-            {
+            // In doubt, the numbers once, before the usual answer, in every mode: a
+            // citizen waiting for a volunteer may wait for hours, and a volunteer who
+            // has the case reads the message as always.
+            DangerRead::Doubt if !self.state.doubt_told => {
                 self.state.doubt_told = true;
                 let line = self.message("danger_doubt");
                 self.say(line);
