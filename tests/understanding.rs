@@ -1053,11 +1053,10 @@ fn asking_for_a_person_alone_puts_no_need_on_the_card() {
     }
 }
 
-/// Danger in doubt while the conversation is with the volunteers: the citizen gets the
-/// line of numbers (a case may wait for hours before someone reads it) and the
-/// volunteer reads the message as always.
+/// Danger in doubt while the conversation is with the volunteers: the volunteer reads
+/// the message and judges; the citizen, who chats there, gets no line from the bot.
 #[test]
-fn danger_in_doubt_with_a_volunteer_gives_the_numbers_and_reaches_the_volunteer() {
+fn danger_in_doubt_with_a_volunteer_is_the_volunteers_to_judge() {
     let bundle = bundle();
     let doubtful = "non vedo più un futuro e non so più per chi alzarmi la mattina";
     let mut conversation = Conversation::new(&bundle, Some("it"), dialogue::default_test_now());
@@ -1066,8 +1065,7 @@ fn danger_in_doubt_with_a_volunteer_gives_the_numbers_and_reaches_the_volunteer(
     conversation.send(Input::Text("voglio parlare con una persona".into()));
     conversation.send(Input::VolunteerJoined(Some("Anna".into())));
     let outputs = conversation.send(Input::Text(doubtful.into())).to_vec();
-    assert!(reply(&outputs).contains("1522"), "{outputs:?}");
-    assert!(!conversation.state.emergency);
+    assert!(!reply(&outputs).contains("1522"), "{outputs:?}");
     assert!(
         outputs.iter().any(|output| matches!(
             output,
@@ -1075,7 +1073,14 @@ fn danger_in_doubt_with_a_volunteer_gives_the_numbers_and_reaches_the_volunteer(
         )),
         "{outputs:?}"
     );
-    // Once per conversation.
+    // The same words at the menu: the line, once per conversation.
+    let mut conversation = Conversation::new(&bundle, Some("it"), dialogue::default_test_now());
+    conversation.send(Input::Text("/start".into()));
+    conversation.send(Input::Button("y".into()));
+    let outputs = conversation.send(Input::Text(doubtful.into())).to_vec();
+    assert!(reply(&outputs).contains("1522"), "{outputs:?}");
+    assert!(!conversation.state.emergency);
+    conversation.send(Input::Text("/menu".into()));
     let outputs = conversation.send(Input::Text(doubtful.into())).to_vec();
     assert!(!reply(&outputs).contains("1522"), "{outputs:?}");
 }

@@ -213,10 +213,13 @@ impl<'b> Turn<'b> {
         self.follow_written_language(trimmed);
         match danger {
             DangerRead::Danger(danger) => return self.emergency(danger, trimmed),
-            // In doubt, the numbers once, before the usual answer, in every mode: a
-            // citizen waiting for a volunteer may wait for hours, and a volunteer who
-            // has the case reads the message as always.
-            DangerRead::Doubt if !self.state.doubt_told => {
+            // In doubt, the numbers once, before the usual answer. Not in a conversation
+            // with the volunteers: there the citizen chats ("anche io ho scritto nel
+            // frattempo" reads as doubt), a volunteer reads every message, and out of
+            // hours the handover already gave the numbers.
+            DangerRead::Doubt
+                if !self.state.doubt_told && self.state.mode != Mode::WithVolunteer =>
+            {
                 self.state.doubt_told = true;
                 let line = self.message("danger_doubt");
                 self.say(line);
