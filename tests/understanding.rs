@@ -383,6 +383,16 @@ fn danger_is_never_missed_and_ordinary_messages_are_not_alarms() {
     for alarm in &dev.alarms {
         println!("false alarm (dev): {alarm}");
     }
+    // Ordinary chat (thanks, waiting, apologies, logistics), which neither the patterns
+    // nor the model learnt from: how often it alarms or gets the line of doubt.
+    let chat = danger_counts(&bundle, "chiacchiere.tsv");
+    println!(
+        "ordinary chat (chiacchiere.tsv, unseen): {} false alarms, the line of doubt on {} of {}",
+        chat.false_alarms, chat.doubts, chat.ordinary
+    );
+    for alarm in &chat.alarms {
+        println!("false alarm (chat): {alarm}");
+    }
     let found = dev.found + holdout.found;
     let danger = dev.danger + holdout.danger;
     let false_alarms = dev.false_alarms + holdout.false_alarms;
@@ -1058,11 +1068,11 @@ fn asking_for_a_person_alone_puts_no_need_on_the_card() {
 #[test]
 fn danger_in_doubt_with_a_volunteer_is_the_volunteers_to_judge() {
     let bundle = bundle();
-    let doubtful = "non vedo più un futuro e non so più per chi alzarmi la mattina";
-    let mut conversation = Conversation::new(&bundle, Some("it"), dialogue::default_test_now());
+    let doubtful = "no veo ningún futuro y ya no sé para quién levantarme por la mañana";
+    let mut conversation = Conversation::new(&bundle, Some("es"), dialogue::default_test_now());
     conversation.send(Input::Text("/start".into()));
     conversation.send(Input::Button("y".into()));
-    conversation.send(Input::Text("voglio parlare con una persona".into()));
+    conversation.send(Input::Text("quiero hablar con una persona".into()));
     conversation.send(Input::VolunteerJoined(Some("Anna".into())));
     let outputs = conversation.send(Input::Text(doubtful.into())).to_vec();
     assert!(!reply(&outputs).contains("1522"), "{outputs:?}");
@@ -1074,7 +1084,7 @@ fn danger_in_doubt_with_a_volunteer_is_the_volunteers_to_judge() {
         "{outputs:?}"
     );
     // The same words at the menu: the line, once per conversation.
-    let mut conversation = Conversation::new(&bundle, Some("it"), dialogue::default_test_now());
+    let mut conversation = Conversation::new(&bundle, Some("es"), dialogue::default_test_now());
     conversation.send(Input::Text("/start".into()));
     conversation.send(Input::Button("y".into()));
     let outputs = conversation.send(Input::Text(doubtful.into())).to_vec();
