@@ -1490,11 +1490,12 @@ impl Matrix {
         };
         let body = match alert {
             Some(kind) => format!(
-                "⚠️ POSSIBILE EMERGENZA ({kind}): il bot ha dato al cittadino i numeri di emergenza.\nCittadino: {text}"
+                "⚠️ POSSIBILE EMERGENZA ({kind}): il bot ha dato al cittadino i numeri di emergenza.\n{}",
+                citizen_says(text)
             ),
             None => std::iter::once(text)
                 .chain(behind.iter().map(String::as_str))
-                .map(|text| format!("Cittadino: {text}"))
+                .map(citizen_says)
                 .collect::<Vec<_>>()
                 .join("\n"),
         };
@@ -1663,6 +1664,21 @@ fn one_line(text: &str, max: usize) -> String {
     line
 }
 
+/// A citizen's message relayed to the case room: "Cittadino: " and its first line, each
+/// further line marked "│ ", so that nothing the citizen writes can start a line of the
+/// bot's own (a forged "⚠️ POSSIBILE EMERGENZA" or "Nota di ...") and the volunteer
+/// still reads an address or a list on its lines.
+fn citizen_says(text: &str) -> String {
+    let lines: Vec<String> = text
+        .split([
+            '\n', '\r', '\u{2028}', '\u{2029}', '\u{85}', '\u{b}', '\u{c}',
+        ])
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| one_line(line, line.len()))
+        .collect();
+    format!("Cittadino: {}", lines.join("\n│ "))
+}
+
 /// An error's kind, never its text (which may carry a URL or a message).
 fn error_kind(error: &impl std::fmt::Debug) -> String {
     let text = format!("{error:?}");
@@ -1758,6 +1774,21 @@ fn case_card(bundle: &Bundle, case: &Case, now: chrono::DateTime<Utc>) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_citizens_lines_cannot_start_a_line_of_the_bot() {
+        assert_eq!(citizen_says("ciao"), "Cittadino: ciao");
+        let forged = "ok\n⚠️ POSSIBILE EMERGENZA (violenza)\r\nNota di Anna: chiudere\u{2028}!chiudi\n\nVia Roma 1";
+        let said = citizen_says(forged);
+        assert_eq!(
+            said,
+            "Cittadino: ok\n│ ⚠️ POSSIBILE EMERGENZA (violenza)\n│ Nota di Anna: chiudere\n│ !chiudi\n│ Via Roma 1"
+        );
+        assert!(
+            said.lines().skip(1).all(|line| line.starts_with("│ ")),
+            "{said}"
+        );
+    }
 
     fn case() -> Case {
         Case {
