@@ -355,7 +355,7 @@ impl App {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
         self.store.close().await;
-        drop(self.run_lock);
+        self.run_lock.release().await;
         Ok(())
     }
 }

@@ -300,6 +300,17 @@ pub struct RunLock {
     _held: Held,
 }
 
+impl RunLock {
+    /// Lets the database go at once. A dropped lock lets it go too, but later: sqlx
+    /// closes a dropped connection in the background, and PostgreSQL frees the advisory
+    /// lock when it sees the connection closed.
+    pub async fn release(self) {
+        if let Held::Postgres { _session: session } = self._held {
+            let _ = session.close().await;
+        }
+    }
+}
+
 enum Held {
     None,
     /// Dropping the file releases its lock; closing the connection, the advisory lock.
