@@ -387,7 +387,7 @@ fn danger_is_never_missed_and_ordinary_messages_are_not_alarms() {
     // nor the model learnt from: how often it alarms or gets the line of doubt.
     let chat = danger_counts(&bundle, "chiacchiere.tsv");
     println!(
-        "ordinary chat (chiacchiere.tsv, unseen): {} false alarms, the line of doubt on {} of {}",
+        "ordinary chat (chiacchiere.tsv, never learnt; its false alarms are read): {} false alarms, the line of doubt on {} of {}",
         chat.false_alarms, chat.doubts, chat.ordinary
     );
     for alarm in &chat.alarms {

@@ -233,18 +233,16 @@ impl Bot {
                 .map(|(_, from, _)| text.sentence_of(from))
                 .collect::<Vec<usize>>()
         };
-        let nothing_or_doubt = |exceptions: &[(usize, usize)], past_sentences: &[usize]| {
-            if doubt() && exceptions.is_empty() && past_sentences.is_empty() {
+        // `told_away` is read only when a model is in doubt.
+        let doubt_unless = |told_away: &dyn Fn() -> bool| {
+            if doubt() && !told_away() {
                 DangerRead::Doubt
             } else {
                 DangerRead::Nothing
             }
         };
         if found.iter().all(Vec::is_empty) && !(0..found.len()).any(model_alarms) {
-            if !doubt() {
-                return DangerRead::Nothing;
-            }
-            return nothing_or_doubt(&self.exceptions(text), &past());
+            return doubt_unless(&|| !self.exceptions(text).is_empty() || !past().is_empty());
         }
         let exceptions = self.exceptions(text);
         // A `past` phrase tells as history the danger of its own sentence only: "il
@@ -264,7 +262,7 @@ impl Bot {
                 !told_as_history(past_sentences.contains(&text.sentence_of(from)))
             })
         }) else {
-            return nothing_or_doubt(&exceptions, &past_sentences);
+            return doubt_unless(&|| !exceptions.is_empty() || !past_sentences.is_empty());
         };
         let mut found = found;
         DangerRead::Danger(Danger {
